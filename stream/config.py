@@ -1,0 +1,192 @@
+"""One frozen settings object for the whole worker.
+
+Sources, highest priority first: keyword arguments, environment variables
+(``TIDEWATCH_`` prefix, ``__`` between nested names, e.g. ``TIDEWATCH_KAFKA__BOOTSTRAP``),
+then the YAML file named by ``TIDEWATCH_CONFIG`` (or passed to :func:`load_settings`), then
+the defaults below. Environment wins over the file so that one file can serve several
+deployments. Credentials are ``SecretStr`` so that they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from stream.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    """How to reach the brokers. ``sasl_password`` is secret."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class TopicSettings(_Frozen):
+    """Topic names and sizes. Predictions and labels must share the partition count."""
+
+    predictions: str = "predictions"
+    labels: str = "ground_truth"
+    dead_letter: str = "tidewatch-dead-letter"
+    alerts: str = "tidewatch-alerts"
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class WorkerSettings(_Frozen):
+    """The Faust app itself."""
+
+    app_id: str = "tidewatch"
+    table_store: str = "memory://"
+    data_dir: Path = Path(".data/worker")
+    web_port: int = 6066
+    web_enabled: bool = True
+    batch_size: int = Field(default=500, ge=1)
+    batch_within_s: float = Field(default=0.5, gt=0)
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class WindowSettings(_Frozen):
+    """Event-time tumbling windows and the label join."""
+
+    size_s: int = Field(default=300, ge=60, le=86_400)
+    allowed_lateness_s: int = Field(default=60, ge=0)
+    idle_partition_timeout_s: float = Field(default=30.0, gt=0)
+    label_horizon_s: int = Field(default=7 * 86_400, ge=0)
+    early_label_ttl_s: int = Field(default=3_600, ge=0)
+
+
+class ModelSettings(_Frozen):
+    """Per-model choices; models not listed get the defaults."""
+
+    task: Literal["binary", "multiclass", "regression"] = "binary"
+    positive_label: str | int | bool = 1
+    protected_attribute: str | None = None
+    drift_methods: dict[str, str] = Field(default_factory=dict)
+    drift_thresholds: dict[str, float] = Field(default_factory=dict)
+    reference_path: Path | None = None
+
+
+class MetricsSettings(_Frozen):
+    """What each window computes."""
+
+    segments: tuple[str, ...] = ()
+    segment_cap: int = Field(default=20, ge=1)
+    sample_capacity: int = Field(default=5_000, ge=10)
+    min_sample_size: int = Field(default=30, ge=1)
+    correction: Literal["none", "bonferroni", "bh"] = "bh"
+    dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    def model(self, model_id: str) -> ModelSettings:
+        return self.models.get(model_id, ModelSettings())
+
+
+class StoreSettings(_Frozen):
+    """Where results go: ``embedded`` (chDB in a local folder) or ``server`` (ClickHouse)."""
+
+    kind: Literal["embedded", "server"] = "embedded"
+    path: Path = Path(".data/chdb")
+    url: SecretStr | None = None
+    database: str = "tidewatch"
+    batch_size: int = Field(default=5_000, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    buffer_max_rows: int = Field(default=200_000, ge=1)
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+
+
+class AlertRule(_Frozen):
+    """A threshold rule over result rows; see README "Alert rules"."""
+
+    name: str
+    metric: str
+    op: Literal[">", ">=", "<", "<=", "==", "!="] = ">"
+    threshold: float
+    severity: Literal["info", "warning", "critical"] = "warning"
+    model_id: str | None = None
+    segment: str | None = None
+    for_windows: int = Field(default=1, ge=1)
+
+
+class Settings(_Frozen):
+    """Everything the worker, the SDK and the CLI read. Frozen: build a new one to change it.
+
+    A plain pydantic model rather than pydantic-settings' ``BaseSettings``: :func:`load_settings`
+    layers file, environment and overrides itself, so the precedence is in one readable place.
+    """
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    worker: WorkerSettings = WorkerSettings()
+    windows: WindowSettings = WindowSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    store: StoreSettings = StoreSettings()
+    rules: tuple[AlertRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.store.kind == "server" and self.store.url is None:
+            raise ValueError("store.kind is 'server' but store.url is not set")
+        return self
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides() -> dict[str, Any]:
+    """Nested dict of ``TIDEWATCH_A__B=v`` variables, so they can win over the YAML file."""
+    out: dict[str, Any] = {}
+    for name, value in os.environ.items():
+        if not name.startswith("TIDEWATCH_") or name == "TIDEWATCH_CONFIG":
+            continue
+        path = name[len("TIDEWATCH_") :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        # Lists and mappings may be given as YAML/JSON flow text: TIDEWATCH_METRICS__SEGMENTS=[country]
+        node[path[-1]] = yaml.safe_load(value) if value[:1] in "[{" else value
+    return out
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (``path`` or ``$TIDEWATCH_CONFIG``), then environment, then overrides.
+
+    Raises :class:`ConfigError` with the file name when the file is missing or invalid, so a
+    typo in a deployment fails at start-up with a message that names it.
+    """
+    file_data: dict[str, Any] = {}
+    path = path or os.environ.get("TIDEWATCH_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {path} must hold a mapping at the top level")
+        file_data = loaded or {}
+    merged = _deep_merge(_deep_merge(file_data, _env_overrides()), overrides)
+    try:
+        return Settings.model_validate(merged)
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings ({path or 'defaults'}): {exc}") from exc

@@ -1,0 +1,123 @@
+"""The records a closed window (or a revision of one) produces.
+
+These are the rows of the ClickHouse contract (``clickhouse/``): the topology builds them, the
+store writes them, the alert evaluator reads them. Each row is identified by
+``(model_id, model_version, segment, window_start, metric or feature, revision)`` so writing it
+twice changes nothing (ReplacingMergeTree on ``revision``).
+
+Conventions shared by every producer and consumer of these rows:
+
+- times are integer epoch milliseconds, UTC; ``window_end`` is exclusive;
+- ``segment`` is ``"all"`` for the whole traffic of a model version, or ``"key=value"``
+  (e.g. ``"country=DE"``); values beyond the configured cap are folded into ``"key=other"``;
+- ``family`` of a metric row is one of :data:`METRIC_FAMILIES`;
+- ``feature`` is ``""`` for model-level metrics, the feature name for per-feature ones, and
+  ``"__prediction__"`` for the model's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
+
+ALL_SEGMENT: Final = "all"
+PREDICTION_COLUMN: Final = "__prediction__"
+METRIC_FAMILIES: Final = ("performance", "estimate", "quality", "service", "fairness", "drift")
+
+Family = Literal["performance", "estimate", "quality", "service", "fairness", "drift"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    """Identifies one window of one model version and one segment."""
+
+    model_id: str
+    model_version: str
+    segment: str
+    window_start: int
+    window_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRow:
+    """One feature's (or the prediction's) drift verdict in one window.
+
+    ``drifted`` is ``None`` when no verdict can be given (no data, or fewer rows than the
+    minimum sample size): "no verdict" is never reported as "no drift".
+    """
+
+    model_id: str
+    model_version: str
+    segment: str
+    window_start: int
+    window_end: int
+    feature: str
+    method: str
+    statistic: float | None
+    p_value: float | None
+    p_value_adjusted: float | None
+    threshold: float
+    drifted: bool | None
+    reference_size: int
+    current_size: int
+    revision: int
+    computed_at: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One figure of one window, in long format (one row per metric and feature)."""
+
+    model_id: str
+    model_version: str
+    segment: str
+    window_start: int
+    window_end: int
+    family: Family
+    metric: str
+    feature: str
+    value: float | None
+    sample_size: int
+    labelled_count: int
+    coverage: float | None
+    revision: int
+    computed_at: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert state change, as published on the alert topic (``schemas/alert.schema.json``)."""
+
+    id: str
+    fingerprint: str
+    model_id: str
+    rule: str
+    metric: str
+    feature: str | None
+    segment: str | None
+    window_start: int
+    window_end: int
+    value: float | None
+    threshold: float
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["firing", "resolved"]
+    time: int
+    message: str
+    schema_version: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResults:
+    """Everything one window close or revision emits, handed to the store and alert evaluator."""
+
+    drift: tuple[DriftRow, ...] = ()
+    metrics: tuple[MetricRow, ...] = ()
