@@ -162,7 +162,7 @@ def _env_overrides() -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        # Lists and mappings may be given as YAML/JSON flow text: TIDEWATCH_METRICS__SEGMENTS=[country]
+        # Lists and mappings may be YAML/JSON flow text: TIDEWATCH_METRICS__SEGMENTS=[country]
         node[path[-1]] = yaml.safe_load(value) if value[:1] in "[{" else value
     return out
 

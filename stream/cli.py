@@ -1,0 +1,79 @@
+"""The ``tidewatch`` command line: the worker, demo traffic, and the store commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream.config import load_settings
+from stream.errors import StreamError
+from stream.store.commands import add_store_commands
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from stream.worker import run_worker
+
+    return run_worker(load_settings(args.config), loglevel=args.loglevel)
+
+
+def _demo_produce(args: argparse.Namespace) -> int:
+    from stream.demo import produce_demo_traffic
+
+    summary = produce_demo_traffic(
+        load_settings(args.config), events=args.events, seed=args.seed, malformed=args.malformed
+    )
+    print(summary)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(load_settings(args.config), events=args.events)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidewatch", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    worker = subparsers.add_parser("worker", help="run the stream worker (Faust)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    worker.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    worker.set_defaults(func=_worker)
+
+    produce = subparsers.add_parser("demo-produce", help="produce synthetic predictions and labels")
+    produce.add_argument("--events", type=int, default=20_000)
+    produce.add_argument("--seed", type=int, default=7)
+    produce.add_argument(
+        "--malformed",
+        type=int,
+        default=20,
+        help="malformed messages to mix in (they go to the dead-letter topic)",
+    )
+    produce.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    produce.set_defaults(func=_demo_produce)
+
+    demo = subparsers.add_parser("demo", help="worker + synthetic traffic + summary (make demo)")
+    demo.add_argument("--events", type=int, default=20_000)
+    demo.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    demo.set_defaults(func=_demo)
+
+    add_store_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tidewatch`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except StreamError as exc:
+        print(f"tidewatch {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Kafka connection settings for confluent-kafka clients, and topic creation.
+
+The worker creates its topics at start-up with the configured partition count (Faust creates
+only its internal topics). Predictions and labels must have the same partition count, or the
+join by ``request_id`` would look on the wrong partition: :func:`ensure_topics` refuses that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from stream.config import KafkaSettings, Settings
+from stream.errors import ConfigError
+
+
+def confluent_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """librdkafka settings for the configured cluster (secrets unwrapped only here)."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "security.protocol": kafka.security_protocol,
+    }
+    if kafka.sasl_mechanism:
+        conf["sasl.mechanism"] = kafka.sasl_mechanism
+    if kafka.sasl_username:
+        conf["sasl.username"] = kafka.sasl_username
+    if kafka.sasl_password is not None:
+        conf["sasl.password"] = kafka.sasl_password.get_secret_value()
+    return conf
+
+
+def partition_counts(admin: AdminClient, names: list[str], timeout: float = 10) -> dict[str, int]:
+    """Partition count of each existing topic among ``names``."""
+    meta = admin.list_topics(timeout=timeout)
+    return {name: len(meta.topics[name].partitions) for name in names if name in meta.topics}
+
+
+def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
+    """Create missing topics; check that predictions and labels are co-partitioned.
+
+    Returns the partition count per topic. Raises :class:`ConfigError` when the two input
+    topics exist with different partition counts (the join would silently miss).
+    """
+    topics = settings.topics
+    admin = AdminClient(confluent_config(settings.kafka))
+    wanted = {
+        topics.predictions: topics.partitions,
+        topics.labels: topics.partitions,
+        topics.dead_letter: topics.partitions,
+        topics.alerts: 1,
+    }
+    existing = partition_counts(admin, list(wanted), timeout)
+    missing = [
+        NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor)
+        for name, count in wanted.items()
+        if name not in existing
+    ]
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+            try:
+                future.result(timeout)
+            except Exception as exc:  # already created by a concurrent worker is fine
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise ConfigError(f"cannot create topic {name}: {exc}") from exc
+    counts = partition_counts(admin, list(wanted), timeout)
+    if counts.get(topics.predictions) != counts.get(topics.labels):
+        raise ConfigError(
+            f"topics {topics.predictions!r} ({counts.get(topics.predictions)} partitions) and "
+            f"{topics.labels!r} ({counts.get(topics.labels)}) must have the same partition "
+            "count so that a prediction and its label meet on one partition"
+        )
+    return counts
