@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from stream.errors import StoreError
 from stream.results import AlertRecord, WindowResults
 from stream.store.migrations import Migration, apply_migrations, load_migrations
 
@@ -48,9 +49,15 @@ def parse_json_compact(raw: bytes) -> QueryResult:
     """Decode ClickHouse ``JSONCompact`` output (empty for statements without a result)."""
     if not raw.strip():
         return QueryResult()
-    doc = orjson.loads(raw)
-    columns = tuple(str(m["name"]) for m in doc["meta"])
-    types = tuple(str(m["type"]) for m in doc["meta"])
+    try:
+        doc = orjson.loads(raw)
+        columns = tuple(str(m["name"]) for m in doc["meta"])
+        types = tuple(str(m["type"]) for m in doc["meta"])
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise StoreError(
+            "the query did not return JSONCompact: leave out any FORMAT clause "
+            "(`tidewatch sql --format` chooses the output)"
+        ) from exc
     floats = [i for i, t in enumerate(types) if "Float" in t]
     rows: list[tuple[Any, ...]] = []
     for values in doc["data"]:

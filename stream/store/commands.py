@@ -68,7 +68,12 @@ def run_sql(settings: Settings, query: str, fmt: Format = "table",
             url = f"http://127.0.0.1:{settings.worker.web_port}/sql"
             return post_sql(url, query, fmt, params)
     with open_store(settings) as store:
-        return render(store.query(query, params), fmt)
+        try:
+            return render(store.query(query, params), fmt)
+        except StoreError as exc:
+            if "UNKNOWN_TABLE" in str(exc):
+                raise StoreError(f"{exc}\n(no schema yet? run `tidewatch migrate`)") from exc
+            raise
 
 
 def _sql(args: argparse.Namespace) -> int:

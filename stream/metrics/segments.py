@@ -1,0 +1,134 @@
+"""Segments: which ``key=value`` slices an event belongs to, with a cap on distinct values.
+
+Two steps keep memory bounded and make the final result independent of partitioning:
+
+1. Stage 1 (per partition and window), :class:`SegmentRouter` admits the first
+   ``local_cap`` distinct values of each key it sees; later new values go to
+   ``"key=other"``. This is a hard memory bound (``local_cap + 2`` states per key) against a
+   flood of new values, and deterministic for a given event order.
+2. Stage 2 (per model and window, after merging the partials of all partitions),
+   :func:`cap_segments` keeps, per key, the ``cap`` values with the most predictions (ties
+   by segment string) and merges all other values, and any stage-1 ``other``, into
+   ``"key=other"``.
+
+While no partition sees more than ``local_cap`` distinct values of a key in a window,
+step 1 folds nothing, the merged per-value states equal the one-pass states, and step 2
+is a function of those states only: the segments and their numbers are then identical for
+any partitioning and event order. Use ``local_cap`` a few times ``segment_cap`` (e.g.
+``4 * settings.segment_cap``). Beyond it, the total in ``key=other`` is still exact, but
+which values were folded depends on arrival order.
+
+A missing or null segment value puts the event in no segment of that key (only in "all");
+values are read from ``event["segments"][key]``, else ``event["features"][key]``. A value
+literally equal to ``"other"`` shares the folded bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from stream.errors import MetricsError
+from stream.metrics.window import WindowState, class_key
+from stream.results import ALL_SEGMENT
+
+OTHER_VALUE: Final = "other"
+
+
+def segment_value(event: Mapping[str, Any], key: str) -> str | None:
+    """The event's value for a segment key, normalised like class labels (``True -> "true"``)."""
+    segs = event.get("segments")
+    value = segs.get(key) if isinstance(segs, Mapping) else None
+    if value is None:
+        feats = event.get("features")
+        value = feats.get(key) if isinstance(feats, Mapping) else None
+    return class_key(value)
+
+
+def segment_name(key: str, value: str) -> str:
+    return f"{key}={value}"
+
+
+def split_segment(segment: str) -> tuple[str, str] | None:
+    """``"country=DE" -> ("country", "DE")``; ``"all" -> None``."""
+    if segment == ALL_SEGMENT or "=" not in segment:
+        return None
+    key, value = segment.split("=", 1)
+    return key, value
+
+
+class SegmentRouter:
+    """Per-partition, per-window admission of segment values (first ``local_cap`` seen)."""
+
+    def __init__(self, keys: Sequence[str], local_cap: int) -> None:
+        if local_cap < 1:
+            raise MetricsError("local_cap must be >= 1")
+        self.keys = tuple(keys)
+        self.local_cap = int(local_cap)
+        self.admitted: dict[str, list[str]] = {k: [] for k in self.keys}
+        self._sets: dict[str, set[str]] = {k: set() for k in self.keys}
+
+    def route(self, event: Mapping[str, Any]) -> list[str]:
+        """Segments of one event: always ``"all"``, then one per key with a value."""
+        out = [ALL_SEGMENT]
+        for key in self.keys:
+            value = segment_value(event, key)
+            if value is None:
+                continue
+            seen = self._sets[key]
+            if value not in seen and len(seen) < self.local_cap and value != OTHER_VALUE:
+                seen.add(value)
+                self.admitted[key].append(value)
+            out.append(segment_name(key, value if value in seen else OTHER_VALUE))
+        return out
+
+    def group(self, events: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+        """Events of a batch by segment (an event appears once per segment it belongs to)."""
+        out: dict[str, list[Mapping[str, Any]]] = {}
+        for event in events:
+            for seg in self.route(event):
+                out.setdefault(seg, []).append(event)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "cap": self.local_cap, "admitted": self.admitted}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SegmentRouter:
+        out = cls(d["keys"], d["cap"])
+        out.admitted = {k: list(v) for k, v in d["admitted"].items()}
+        out._sets = {k: set(v) for k, v in out.admitted.items()}
+        return out
+
+
+def cap_segments(states: Mapping[str, WindowState], cap: int) -> dict[str, WindowState]:
+    """Keep the ``cap`` largest values per key (by predictions, ties by name); fold the rest.
+
+    ``states`` maps segment strings (``"all"``, ``"key=value"``, ``"key=other"``) to merged
+    window states. Returns a new mapping; ``"all"`` and unkeyed entries pass through.
+    """
+    if cap < 1:
+        raise MetricsError("cap must be >= 1")
+    out: dict[str, WindowState] = {}
+    by_key: dict[str, list[tuple[str, WindowState]]] = {}
+    for seg, state in states.items():
+        parts = split_segment(seg)
+        if parts is None:
+            out[seg] = state
+        else:
+            by_key.setdefault(parts[0], []).append((seg, state))
+    for key, items in sorted(by_key.items()):
+        other_name = segment_name(key, OTHER_VALUE)
+        ranked = sorted(
+            (it for it in items if it[0] != other_name),
+            key=lambda it: (-it[1].n_predictions, it[0]),
+        )
+        folded = [s for _, s in ranked[cap:]] + [s for n, s in items if n == other_name]
+        for seg, state in ranked[:cap]:
+            out[seg] = state
+        if folded:
+            merged = folded[0]
+            for s in folded[1:]:
+                merged = merged.merge(s)
+            out[other_name] = merged
+    return out
