@@ -1,40 +1,41 @@
-"""The Faust app: wires topics, the ingest agent and the web views; no logic of its own.
+"""The Faust app: wires topics, tables, agents and web views; the logic lives elsewhere.
 
-One agent reads both input topics. They are co-partitioned (same partition count, same
-murmur2 partitioner), so partition *p* of both lands on the same worker and the join by
-``request_id`` stays local. Concurrency stays at 1 (Faust can commit past an in-flight message
-with more); parallelism comes from partitions and workers.
+::
+
+  predictions ─┐                        partials (key: window)          results (key: row)
+  ground_truth ┼─> stage1 agent ──────> stage2 agent ──────────────────> store agent
+  ticks ───────┘   ingest, join,        merge partitions, evaluate,     ClickHouse
+                   windows (per input   revise (per window)
+                   partition)
+
+All four topics and the tables have the same partition count. The input topics and ticks are
+co-partitioned, so partition *p* of each lands on one worker and the join stays local; the
+tables are written from the partition being processed, as Faust requires. Agent concurrency
+stays at 1 (Faust can commit past an in-flight message with more); parallelism comes from
+partitions and workers. Acks are manual (``noack``): see :mod:`stream.stage1` for why a
+message is acked only when what it fed is safely downstream.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 import orjson
 from faust.web import Request, Response, View
 
 from stream.config import Settings
-from stream.events import EventKind
 from stream.ingest import DeadLetter, Ingest, Source
+from stream.sink import decode_results, encode_results
+from stream.stage1 import PartitionStage, Plan
+from stream.stage2 import MergePlan, MergeStage, References
+from stream.store import Store
 
-
-class Pipeline(Protocol):
-    """What the ingest agent hands valid events to (the join/window topology)."""
-
-    async def on_events(
-        self, kind: EventKind, events: list[dict[str, Any]], source: Source
-    ) -> None: ...
-
-
-class NullPipeline:
-    """Consumes and drops: ingest alone (used before a topology is configured)."""
-
-    async def on_events(
-        self, kind: EventKind, events: list[dict[str, Any]], source: Source
-    ) -> None:
-        return None
+log = logging.getLogger(__name__)
+PARTIALS_MAX_BYTES = 64 * 1024 * 1024
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -51,58 +52,156 @@ def _broker_credentials(settings: Settings) -> Any:
     )
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None) -> faust.App:
-    """Build the worker's Faust app for ``settings``."""
+def _raw_topic(app: faust.App, name: str, partitions: int, **kw: Any) -> faust.TopicT:
+    return app.topic(name, partitions=partitions, key_serializer="raw",
+                     value_serializer="raw", **kw)
+
+
+def create_app(
+    settings: Settings, sources: int, references: References, store: Store | None = None
+) -> faust.App:
+    """Build the worker's Faust app; ``sources`` is the input topics' partition count."""
     worker = settings.worker
+    topics = settings.topics
     app = faust.App(
         worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
         broker_credentials=_broker_credentials(settings),
         store=worker.table_store,
         datadir=str(worker.data_dir),
-        topic_partitions=settings.topics.partitions,
-        topic_replication_factor=settings.topics.replication_factor,
+        topic_partitions=sources,
+        topic_replication_factor=topics.replication_factor,
         web_enabled=worker.web_enabled,
         web_port=worker.web_port,
         web_bind="127.0.0.1",
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-        producer_max_request_size=2 * 1024 * 1024,
+        consumer_max_fetch_size=PARTIALS_MAX_BYTES,
+        producer_max_request_size=PARTIALS_MAX_BYTES,
         stream_buffer_maxsize=64,
+        stream_wait_empty=False,  # messages wait for their windows; never block a rebalance
     )
-    topics = settings.topics
-    inputs = app.topic(
-        topics.predictions, topics.labels,
-        key_serializer="raw", value_serializer="raw",
-    )
-    dead_letters = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
-    sink: Pipeline = pipeline or NullPipeline()
+    inputs = app.topic(topics.predictions, topics.labels, f"{worker.app_id}-ticks",
+                       key_serializer="raw", value_serializer="raw")
+    ticks = _raw_topic(app, f"{worker.app_id}-ticks", sources, internal=True)
+    partials = _raw_topic(app, f"{worker.app_id}-partials", sources, internal=True,
+                          config={"max.message.bytes": str(PARTIALS_MAX_BYTES)})
+    results = _raw_topic(app, f"{worker.app_id}-results", sources, internal=True)
+    dead_letters = _raw_topic(app, topics.dead_letter, sources)
+
+    def table(name: str, value_serializer: str = "raw") -> Any:
+        return app.Table(name, partitions=sources, key_serializer="raw",
+                         value_serializer=value_serializer)
+
+    joins, progress = table("joins"), table("progress", "json")
+    perf, finals = table("perf"), table("finals")
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
 
-    ingest = Ingest(
-        {topics.predictions: "prediction", topics.labels: "label"},
-        worker.max_message_bytes,
-        send_dead_letter,
-    )
-    app.ingest = ingest  # type: ignore[attr-defined]
+    ingest = Ingest({topics.predictions: "prediction", topics.labels: "label"},
+                    worker.max_message_bytes, send_dead_letter)
+    stages: dict[int, PartitionStage] = {}
+    merges: dict[int, MergeStage] = {}
 
-    @app.agent(inputs, name="ingest", concurrency=1)
-    async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+    async def run_plan(stage: PartitionStage, plan: Plan, manual: Any) -> None:
+        sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
+        for frame in plan.broadcast:
+            sent.extend([await partials.send(value=frame, partition=q)
+                         for q in range(sources)])
+        for future in sent:
+            await future  # delivered, before progress is recorded and offsets may move
+        for handle in stage.commit(plan):
+            await manual.ack(handle)
+
+    @app.agent(inputs, name="stage1", concurrency=1)
+    async def stage1_agent(stream: Any) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
             message = event.message
+            stage = stages.get(message.partition)
+            if stage is None:
+                stage = stages[message.partition] = PartitionStage(
+                    message.partition, settings, joins, progress)
+            if message.topic not in (topics.predictions, topics.labels):
+                await run_plan(stage, stage.tick(), manual)
+                await manual.ack(event)
+                continue
             source = Source(message.topic, message.partition, message.offset)
             decoded = await ingest.handle(event.value, message.key, source)
-            if decoded.valid:
-                await sink.on_events(ingest.kind_of(source.topic), decoded.valid, source)
+            if not decoded.valid:
+                await manual.ack(event)
+            elif message.topic == topics.predictions:
+                await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
+                               manual)
+            else:
+                plan = stage.on_labels(decoded.valid, message.offset)
+                plan.acks.append(event)
+                await run_plan(stage, plan, manual)
+
+    @app.agent(partials, name="stage2", concurrency=1)
+    async def stage2_agent(stream: Any) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            partition = event.message.partition
+            merge = merges.get(partition)
+            if merge is None:
+                merge = merges[partition] = MergeStage(partition, settings, sources, perf,
+                                                       finals, references)
+            plan: MergePlan = merge.on_frame(event.value, event)
+            sent = [await results.send(key=key, value=value)
+                    for result in plan.results for key, value in encode_results(result)]
+            for future in sent:
+                await future
+            for handle in merge.commit(plan):
+                await manual.ack(handle)
+
+    if store is not None:
+        @app.agent(results, name="store", concurrency=1)
+        async def store_agent(stream: Any) -> None:
+            async for batch in stream.take(2_000, within=settings.store.flush_interval_s):
+                rows = decode_results(batch)
+                await store.write_async(rows)
+                await asyncio.to_thread(store.flush)  # stored before these offsets commit
+
+    @app.timer(settings.windows.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def send_ticks() -> None:
+        """A tick per assigned partition, through Kafka, so that closing and expiry run
+        inside stream iteration (the only place Faust lets tables be written)."""
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topics.predictions:
+                await ticks.send(value=b"tick", partition=tp.partition)
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Revoked partitions are rebuilt by their next owner from the unacked messages."""
+        for tp in args[0] if args else ():
+            if tp.topic == topics.predictions:
+                stages.pop(tp.partition, None)
+            elif tp.topic == partials.get_topic_name():
+                merges.pop(tp.partition, None)
 
     @app.page("/stats")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(orjson.dumps(ingest.stats.as_dict()),
-                              content_type="application/json")
+            body = {
+                **ingest.stats.as_dict(),
+                "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
+                "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
+            }
+            return self.bytes(orjson.dumps(body), content_type="application/json")
+
+    if store is not None:
+        from stream.store.sqlapi import run_sql_request
+
+        sql_store = store
+
+        @app.page("/sql")
+        class Sql(View):
+            async def post(self, request: Request) -> Response:
+                status, body = run_sql_request(sql_store, await request.read())
+                return self.bytes(body, status=status,
+                                  content_type="text/plain; charset=utf-8")
 
     return app

@@ -65,6 +65,8 @@ class WindowSettings(_Frozen):
     idle_partition_timeout_s: float = Field(default=30.0, gt=0)
     label_horizon_s: int = Field(default=7 * 86_400, ge=0)
     early_label_ttl_s: int = Field(default=3_600, ge=0)
+    revision_interval_s: float = Field(default=10.0, gt=0)
+    tick_interval_s: float = Field(default=1.0, gt=0)
 
 
 class ModelSettings(_Frozen):
@@ -94,9 +96,10 @@ class MetricsSettings(_Frozen):
 
 
 class StoreSettings(_Frozen):
-    """Where results go: ``embedded`` (chDB in a local folder) or ``server`` (ClickHouse)."""
+    """Where results go: ``embedded`` (chDB in a local folder), ``server`` (ClickHouse), or
+    ``none`` (results stay on the results topic only, e.g. for consumers of their own)."""
 
-    kind: Literal["embedded", "server"] = "embedded"
+    kind: Literal["embedded", "server", "none"] = "embedded"
     path: Path = Path(".data/chdb")
     url: SecretStr | None = None
     database: str = "tidewatch"

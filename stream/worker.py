@@ -1,4 +1,4 @@
-"""Start-up of one worker process: create topics, build the app, run until SIGTERM."""
+"""Start-up of one worker process: topics, store, references, the app; run until SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,9 +8,23 @@ from faust.worker import Worker
 
 from stream.app import create_app
 from stream.config import Settings
+from stream.errors import ConfigError
+from stream.references import FileReferences
+from stream.store import Store, open_store
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def open_results_store(settings: Settings) -> Store | None:
+    """The configured store, migrated; None when results only go to the results topic."""
+    if settings.store.kind == "none":
+        return None
+    store = open_store(settings)
+    applied = store.migrate()
+    if applied:
+        log.info("store migrations applied: %s", ", ".join(applied))
+    return store
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
@@ -20,9 +34,20 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     creates only its internal topics and a wrong partition count would break the join.
     """
     counts = ensure_topics(settings)
+    sources = counts[settings.topics.predictions]
+    if sources != settings.topics.partitions:
+        raise ConfigError(
+            f"topic {settings.topics.predictions!r} has {sources} partitions but "
+            f"topics.partitions is {settings.topics.partitions}; set it to {sources}"
+        )
     log.info("topics ready: %s", counts)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    store = open_results_store(settings)
+    app = create_app(settings, sources, FileReferences(settings.metrics), store)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if store is not None:
+            store.close()
     return 0

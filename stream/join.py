@@ -1,0 +1,117 @@
+"""The join state: one table entry per ``request_id``, on the partition of that id.
+
+An entry is written when a prediction or a label arrives, and holds what the other side needs:
+for a prediction, its window, the few fields performance needs, and its segment values; for a
+label, the label. It also records the *position* (offset and index in a batch message) of the
+event that wrote each side, which is how a replay after a crash is told apart from a duplicate:
+the same request at the same position is the same event seen again (process it as before);
+at another position it is a duplicate (count it once, ignore it).
+
+The table is the source of truth for everything labels affect: the labelled side of each
+window (:class:`PerfMirror`) is a function of the entries and is rebuilt from them after a
+restart, so a label can never be counted twice, whatever was flushed before a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from stream.metrics.segments import SegmentRouter
+from stream.metrics.window import WindowState
+from stream.windows import WindowId
+
+#: Events per Kafka message at most; positions are ``offset << POS_BITS | index``.
+POS_BITS: Final = 20
+
+
+def position(offset: int, index: int) -> int:
+    """A total order of events within one topic partition."""
+    return offset << POS_BITS | index
+
+
+@dataclass(slots=True)
+class Entry:
+    """One request's join state. ``pos is None``: only the label is known (an early label)."""
+
+    partition: int
+    request_id: str = ""
+    pos: int | None = None
+    window: WindowId | None = None
+    ts: int = 0
+    outcome: dict[str, Any] = field(default_factory=dict)  # prediction/probability/scores
+    segments: dict[str, Any] = field(default_factory=dict)  # configured segment values
+    late: bool = False
+    label: Any = None
+    lpos: int | None = None
+    lts: int = 0
+
+    @property
+    def has_label(self) -> bool:
+        return self.lpos is not None
+
+    def expires_at(self, window_size_ms: int, horizon_ms: int, early_ttl_ms: int) -> int:
+        """Event time after which the entry is dropped (label horizon, or early-label TTL)."""
+        if self.window is None:
+            return self.lts + early_ttl_ms
+        return self.window.end(window_size_ms) + horizon_ms
+
+    def pair(self) -> tuple[dict[str, Any], Any]:
+        """The (prediction, label) pair the metrics engine takes (the id keys its sampling)."""
+        return {"request_id": self.request_id, **self.outcome, "segments": self.segments}, (
+            self.label)
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = {"p": self.partition, "r": self.request_id}
+        if self.pos is not None and self.window is not None:
+            doc.update(pos=self.pos, w=self.window.as_list(), ts=self.ts, o=self.outcome,
+                       s=self.segments, late=self.late)
+        if self.lpos is not None:
+            doc.update(lab=self.label, lpos=self.lpos, lts=self.lts)
+        return orjson.dumps(doc)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Entry:
+        doc = orjson.loads(raw)
+        entry = cls(partition=int(doc["p"]), request_id=doc["r"])
+        if "pos" in doc:
+            entry.pos = int(doc["pos"])
+            entry.window = WindowId.from_list(doc["w"])
+            entry.ts = int(doc["ts"])
+            entry.outcome = doc["o"]
+            entry.segments = doc["s"]
+            entry.late = bool(doc["late"])
+        if "lpos" in doc:
+            entry.label = doc["lab"]
+            entry.lpos = int(doc["lpos"])
+            entry.lts = int(doc["lts"])
+        return entry
+
+
+def prediction_fields(event: Mapping[str, Any], segment_keys: tuple[str, ...]) -> tuple[
+    dict[str, Any], dict[str, Any]
+]:
+    """What an entry keeps of a prediction: the outcome fields and the segment values."""
+    outcome = {k: event[k] for k in ("prediction", "probability", "scores") if k in event}
+    segs = event.get("segments") or {}
+    feats = event.get("features") or {}
+    values = {k: segs.get(k, feats.get(k)) for k in segment_keys}
+    return outcome, {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass(slots=True)
+class PerfWindow:
+    """The labelled side of one window on one partition, per segment, plus late events."""
+
+    router: SegmentRouter
+    states: dict[str, WindowState] = field(default_factory=dict)
+    late: int = 0
+    dirty: bool = False
+
+    @property
+    def labelled(self) -> int:
+        state = self.states.get("all")
+        return state.n_labelled if state is not None else 0

@@ -1,0 +1,285 @@
+"""Stage 2, per window: merge the partials of all source partitions, evaluate, revise.
+
+A window is finalised when every source partition has reported (``progress`` frames) that it
+closed everything up to the window's end, or is idle. Its prediction-side partials are merged
+in source order (so the result does not depend on arrival order), joined with the labelled
+side of every source (kept in the ``perf`` table), capped to the configured segments, and
+evaluated by the metrics engine. Later ``perf`` frames (late labels, late events) revise the
+performance rows; the revision number is ``labelled + late`` events of the window, which only
+grows, so a later revision always replaces an earlier one in the store and a replayed one
+(same number, same values) changes nothing.
+
+Prediction-side partials stay in memory and their messages unacked until the window is
+finalised, so a crash replays them; the ``finals`` table records what was finalised (and with
+how many events per source), so a replayed partial of a finalised window is recognised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import orjson
+
+from stream.config import Settings
+from stream.metrics.fairness import fairness_rows
+from stream.metrics.reference import ReferenceProfile
+from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, split_segment
+from stream.metrics.window import WindowState, evaluate_window, performance_metrics
+from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
+from stream.windows import Frame, WindowId, decode_frame
+
+REVISED_FAMILIES = frozenset({"performance"})
+
+
+class References(Protocol):
+    """Where stage 2 finds a model's reference profile (None: no drift rows yet)."""
+
+    def get(self, model_id: str, model_version: str) -> ReferenceProfile | None: ...
+
+
+@dataclass(slots=True)
+class MergePlan:
+    """Send ``results`` (awaiting delivery), then :meth:`MergeStage.commit`, then ack."""
+
+    results: list[WindowResults] = field(default_factory=list)
+    finals: dict[bytes, bytes] = field(default_factory=dict)
+    deletes: list[bytes] = field(default_factory=list)
+    acks: list[Any] = field(default_factory=list)
+
+
+def _merge_all(states: list[WindowState]) -> WindowState:
+    out = states[0]
+    for state in states[1:]:
+        out = out.merge(state)
+    return out
+
+
+def _merge_by_segment(groups: list[dict[str, WindowState]]) -> dict[str, WindowState]:
+    collected: dict[str, list[WindowState]] = {}
+    for group in groups:
+        for seg, state in group.items():
+            collected.setdefault(seg, []).append(state)
+    return {seg: _merge_all(states) for seg, states in sorted(collected.items())}
+
+
+class MergeStage:
+    """Stage 2 state and logic for one partition of the partials topic."""
+
+    def __init__(
+        self,
+        partition: int,
+        settings: Settings,
+        sources: int,
+        perf_table: MutableMapping[bytes, bytes],
+        finals: MutableMapping[bytes, bytes],
+        references: References,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.partition = partition
+        self.settings = settings
+        self.sources = sources
+        self.perf_table = perf_table
+        self.finals = finals
+        self.references = references
+        self.clock_ms = clock_ms
+        self.size_ms = settings.windows.size_s * 1000
+        self.horizon_ms = settings.windows.label_horizon_s * 1000
+        self.partials: dict[WindowId, dict[int, Frame]] = {}
+        self.waiting: dict[WindowId, list[Any]] = {}
+        self.progress: dict[int, tuple[int, bool]] = {}
+        self.finalised = 0
+        self.revisions = 0
+        self._expired_at = 0
+
+    # ------------------------------------------------------------------ frames
+    def on_frame(self, value: bytes, handle: Any) -> MergePlan:
+        frame = decode_frame(value)
+        plan = MergePlan()
+        if frame.kind == "progress":
+            self.progress[frame.source] = (int(frame.header["ct"]), bool(frame.header["idle"]))
+            plan.acks.append(handle)
+            self._finalise_ready(plan)
+            self._expire(plan)
+            return plan
+        wid = frame.window
+        final = self._final(wid)
+        if frame.kind == "perf":
+            self.perf_table[self._perf_key(wid, frame.source)] = value
+            plan.acks.append(handle)
+            if final is not None:
+                self._revise(wid, final, plan)
+            return plan
+        # A prediction-side partial.
+        if final is None:
+            self.partials.setdefault(wid, {})[frame.source] = frame
+            self.waiting.setdefault(wid, []).append(handle)
+            self._finalise_ready(plan)
+            return plan
+        plan.acks.append(handle)
+        known = int(final["sources"].get(str(frame.source), 0))
+        extra = int(frame.header["n"]) - known
+        if extra > 0:  # a source that was idle sent events after the window was finalised
+            final["late_extra"][str(frame.source)] = extra
+            final["sources"][str(frame.source)] = int(frame.header["n"])
+            plan.finals[wid.key()] = orjson.dumps(final)
+            self._revise(wid, final, plan)
+        return plan
+
+    def commit(self, plan: MergePlan) -> list[Any]:
+        """After the results were delivered: record finalised windows; return acks."""
+        for key, value in plan.finals.items():
+            self.finals[key] = value
+        for key in plan.deletes:
+            self.finals.pop(key, None)
+        return plan.acks
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _perf_key(wid: WindowId, source: int) -> bytes:
+        return wid.key() + f"|{source}".encode()
+
+    def _final(self, wid: WindowId) -> dict[str, Any] | None:
+        raw = self.finals.get(wid.key())
+        return orjson.loads(raw) if raw is not None else None
+
+    def _ready(self, wid: WindowId) -> bool:
+        end = wid.end(self.size_ms)
+        for source in range(self.sources):
+            closed_through, idle = self.progress.get(source, (0, False))
+            if not idle and closed_through < end:
+                return False
+        return True
+
+    def _perf_frames(self, wid: WindowId) -> list[Frame]:
+        frames = []
+        for source in range(self.sources):
+            raw = self.perf_table.get(self._perf_key(wid, source))
+            if raw is not None:
+                frames.append(decode_frame(raw))
+        return frames
+
+    def _finalise_ready(self, plan: MergePlan) -> None:
+        for wid in sorted(self.partials):
+            if self._ready(wid):
+                self._finalise(wid, plan)
+
+    # ------------------------------------------------------------------ evaluation
+    def _finalise(self, wid: WindowId, plan: MergePlan) -> None:
+        partials = self.partials.pop(wid)
+        plan.acks.extend(self.waiting.pop(wid, []))
+        ordered = [partials[source] for source in sorted(partials)]
+        predicted = _merge_by_segment([frame.states for frame in ordered])
+        perf_frames = self._perf_frames(wid)
+        labelled_side = _merge_by_segment([frame.states for frame in perf_frames])
+        combined = {
+            seg: predicted[seg].merge(labelled_side[seg]) if seg in labelled_side else state
+            for seg, state in predicted.items()
+        }
+        for seg, state in labelled_side.items():
+            combined.setdefault(seg, state)
+        capped = cap_segments(combined, self.settings.metrics.segment_cap)
+        late = sum(int(f.header["late"]) for f in perf_frames)
+        revision = capped[ALL_SEGMENT].n_labelled + late if ALL_SEGMENT in capped else late
+        now = self.clock_ms()
+        model = self.settings.metrics.model(wid.model_id)
+        reference = self.references.get(wid.model_id, wid.model_version)
+        drift: list[DriftRow] = []
+        metrics: list[MetricRow] = []
+        for seg, state in capped.items():
+            key = WindowKey(wid.model_id, wid.model_version, seg, wid.window_start,
+                            wid.end(self.size_ms))
+            result = evaluate_window(state, reference, self.settings.metrics, model, key, 0, now)
+            drift.extend(result.drift)
+            metrics.extend(replace(row, revision=revision)
+                           if row.family in REVISED_FAMILIES else row
+                           for row in result.metrics)
+        metrics.append(self._late_row(wid, late, revision, capped, now))
+        if model.protected_attribute:
+            key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+                            wid.end(self.size_ms))
+            metrics.extend(fairness_rows(capped, model.protected_attribute, key, revision, now))
+        plan.results.append(WindowResults(tuple(drift), tuple(metrics)))
+        final = {
+            "segments": {seg: state.n_predictions for seg, state in capped.items()},
+            "sources": {str(s): int(f.header["n"]) for s, f in partials.items()},
+            "late_extra": {},
+            "q": self.partition,
+        }
+        plan.finals[wid.key()] = orjson.dumps(final)
+        self.finalised += 1
+
+    def _late_row(self, wid: WindowId, late: int, revision: int,
+                  states: dict[str, WindowState], now: int) -> MetricRow:
+        all_state = states.get(ALL_SEGMENT)
+        n = all_state.n_predictions if all_state is not None else 0
+        labelled = all_state.n_labelled if all_state is not None else 0
+        return MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+                         wid.end(self.size_ms), "service", "late_events", "", float(late), n,
+                         labelled, labelled / n if n else None, revision, now)
+
+    def _revise(self, wid: WindowId, final: dict[str, Any], plan: MergePlan) -> None:
+        """New performance rows for a finalised window from the latest labelled sides."""
+        kept: dict[str, int] = final["segments"]
+        perf_frames = self._perf_frames(wid)
+        folded: list[dict[str, WindowState]] = []
+        for frame in perf_frames:
+            group: dict[str, WindowState] = {}
+            for seg, state in frame.states.items():
+                target = seg
+                if seg not in kept and (parts := split_segment(seg)) is not None:
+                    target = segment_name(parts[0], OTHER_VALUE)
+                group[target] = group[target].merge(state) if target in group else state
+            folded.append(group)
+        merged = _merge_by_segment(folded)
+        late = sum(int(f.header["late"]) for f in perf_frames)
+        late += sum(int(v) for v in final["late_extra"].values())
+        labelled_all = merged[ALL_SEGMENT].n_labelled if ALL_SEGMENT in merged else 0
+        revision = labelled_all + late
+        now = self.clock_ms()
+        rows: list[MetricRow] = []
+        for seg, state in merged.items():
+            n = int(kept.get(seg, 0))
+            coverage = state.n_labelled / n if n else None
+            for metric, value in performance_metrics(state).items():
+                rows.append(MetricRow(wid.model_id, wid.model_version, seg, wid.window_start,
+                                      wid.end(self.size_ms), "performance", metric, "", value,
+                                      state.n_labelled, state.n_labelled, coverage, revision,
+                                      now))
+        n_all = int(kept.get(ALL_SEGMENT, 0))
+        rows.append(MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+                              wid.end(self.size_ms), "service", "late_events", "", float(late),
+                              n_all, labelled_all, labelled_all / n_all if n_all else None,
+                              revision, now))
+        model = self.settings.metrics.model(wid.model_id)
+        if model.protected_attribute:
+            key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+                            wid.end(self.size_ms))
+            rows.extend(row for row in fairness_rows(merged, model.protected_attribute, key,
+                                                     revision, now)
+                        if row.metric == "equal_opportunity_difference")
+        plan.results.append(WindowResults((), tuple(rows)))
+        self.revisions += 1
+
+    def _expire(self, plan: MergePlan) -> None:
+        """Forget finalised windows whose label horizon has passed on every source."""
+        if len(self.progress) < self.sources:
+            return
+        clock = min(ct for ct, _ in self.progress.values())
+        if clock - self._expired_at < self.size_ms:
+            return  # at most one scan per window length of progress
+        self._expired_at = clock
+        for key, raw in list(self.finals.items()):
+            if key in plan.finals or orjson.loads(raw).get("q") != self.partition:
+                continue  # the table holds other partitions' windows too
+            wid = WindowId.from_list(orjson.loads(key))
+            if wid.end(self.size_ms) + self.horizon_ms < clock:
+                plan.deletes.append(key)
+                for source in range(self.sources):
+                    self.perf_table.pop(self._perf_key(wid, source), None)
+
+    def stats(self) -> dict[str, Any]:
+        return {"pending_windows": len(self.partials), "finalised": self.finalised,
+                "revisions": self.revisions, "progress": dict(self.progress)}
