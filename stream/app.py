@@ -27,15 +27,16 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
+from stream.acks import InOrderAcks
 from stream.config import Settings
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.sink import decode_results, encode_results
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
+from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
 log = logging.getLogger(__name__)
-PARTIALS_MAX_BYTES = 64 * 1024 * 1024
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -82,19 +83,18 @@ def create_app(
         stream_buffer_maxsize=64,
         stream_wait_empty=False,  # messages wait for their windows; never block a rebalance
     )
-    inputs = app.topic(topics.predictions, topics.labels, f"{worker.app_id}-ticks",
+    names = internal_topics(settings)
+    inputs = app.topic(topics.predictions, topics.labels, names["ticks"],
                        key_serializer="raw", value_serializer="raw")
-    ticks = _raw_topic(app, f"{worker.app_id}-ticks", sources, internal=True)
-    partials = _raw_topic(app, f"{worker.app_id}-partials", sources, internal=True,
-                          config={"max.message.bytes": str(PARTIALS_MAX_BYTES)})
-    results = _raw_topic(app, f"{worker.app_id}-results", sources, internal=True)
+    ticks = _raw_topic(app, names["ticks"], sources)
+    partials = _raw_topic(app, names["partials"], sources)
+    results = _raw_topic(app, names["results"], sources)
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
-    def table(name: str, value_serializer: str = "raw") -> Any:
-        return app.Table(name, partitions=sources, key_serializer="raw",
-                         value_serializer=value_serializer)
+    def table(name: str, value_type: type = bytes) -> Any:
+        return app.Table(name, partitions=sources, key_type=bytes, value_type=value_type)
 
-    joins, progress = table("joins"), table("progress", "json")
+    joins, progress = table("joins"), table("progress", int)
     perf, finals = table("perf"), table("finals")
 
     async def send_dead_letter(letter: DeadLetter) -> None:
@@ -105,45 +105,54 @@ def create_app(
     stages: dict[int, PartitionStage] = {}
     merges: dict[int, MergeStage] = {}
 
-    async def run_plan(stage: PartitionStage, plan: Plan, manual: Any) -> None:
+    async def run_plan(stage: PartitionStage, plan: Plan, acks: InOrderAcks) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
         for frame in plan.broadcast:
             sent.extend([await partials.send(value=frame, partition=q)
                          for q in range(sources)])
         for future in sent:
             await future  # delivered, before progress is recorded and offsets may move
-        for handle in stage.commit(plan):
-            await manual.ack(handle)
+        await acks.done(stage.commit(plan))
+
+    acks1: InOrderAcks | None = None
+    acks2: InOrderAcks | None = None
 
     @app.agent(inputs, name="stage1", concurrency=1)
     async def stage1_agent(stream: Any) -> None:
+        nonlocal acks1
         manual = stream.noack()
+        acks = acks1 = InOrderAcks(manual.ack)
         async for event in manual.events():
+            acks.register(event)
             message = event.message
             stage = stages.get(message.partition)
             if stage is None:
                 stage = stages[message.partition] = PartitionStage(
                     message.partition, settings, joins, progress)
             if message.topic not in (topics.predictions, topics.labels):
-                await run_plan(stage, stage.tick(), manual)
-                await manual.ack(event)
+                plan = stage.tick()
+                plan.acks.append(event)
+                await run_plan(stage, plan, acks)
                 continue
             source = Source(message.topic, message.partition, message.offset)
             decoded = await ingest.handle(event.value, message.key, source)
             if not decoded.valid:
-                await manual.ack(event)
+                await acks.done([event])
             elif message.topic == topics.predictions:
                 await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
-                               manual)
+                               acks)
             else:
                 plan = stage.on_labels(decoded.valid, message.offset)
                 plan.acks.append(event)
-                await run_plan(stage, plan, manual)
+                await run_plan(stage, plan, acks)
 
     @app.agent(partials, name="stage2", concurrency=1)
     async def stage2_agent(stream: Any) -> None:
+        nonlocal acks2
         manual = stream.noack()
+        acks = acks2 = InOrderAcks(manual.ack)
         async for event in manual.events():
+            acks.register(event)
             partition = event.message.partition
             merge = merges.get(partition)
             if merge is None:
@@ -154,8 +163,7 @@ def create_app(
                     for result in plan.results for key, value in encode_results(result)]
             for future in sent:
                 await future
-            for handle in merge.commit(plan):
-                await manual.ack(handle)
+            await acks.done(merge.commit(plan))
 
     if store is not None:
         @app.agent(results, name="store", concurrency=1)
@@ -176,7 +184,11 @@ def create_app(
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
-        for tp in args[0] if args else ():
+        revoked = set(args[0]) if args else set()
+        for acks in (acks1, acks2):
+            if acks is not None:
+                acks.forget(revoked)
+        for tp in revoked:
             if tp.topic == topics.predictions:
                 stages.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
@@ -190,7 +202,8 @@ def create_app(
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
             }
-            return self.bytes(orjson.dumps(body), content_type="application/json")
+            return self.bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+                              content_type="application/json")
 
     if store is not None:
         from stream.store.sqlapi import run_sql_request

@@ -9,15 +9,14 @@ pairs, cap the segments and evaluate, exactly as stage 2 does on merged partials
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from stream.config import Settings
 from stream.metrics.fairness import fairness_rows
 from stream.metrics.segments import SegmentRouter, cap_segments
 from stream.metrics.window import WindowState, evaluate_window
-from stream.results import ALL_SEGMENT, MetricRow, WindowKey, WindowResults
-from stream.stage2 import REVISED_FAMILIES, References
+from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
+from stream.stage2 import References, settle
 from stream.windows import WindowId, window_start
 
 
@@ -48,7 +47,8 @@ def offline_results(
         wid = WindowId(window_start(int(event["timestamp"]), size_ms), event["model_id"],
                        event.get("model_version", ""))
         windows.setdefault(wid, []).append(event)
-    drift, rows = [], []
+    drift: list[DriftRow] = []
+    rows: list[MetricRow] = []
     for wid, events in sorted(windows.items()):
         model = metrics.model(wid.model_id)
         router = SegmentRouter(metrics.segments, local_cap)
@@ -62,18 +62,19 @@ def offline_results(
         revision = capped[ALL_SEGMENT].n_labelled
         reference = references.get(wid.model_id, wid.model_version)
         end = wid.end(size_ms)
+        window_rows: list[MetricRow] = []
         for seg, state in capped.items():
             key = WindowKey(wid.model_id, wid.model_version, seg, wid.window_start, end)
             result = evaluate_window(state, reference, metrics, model, key, 0, computed_at)
             drift.extend(result.drift)
-            rows.extend(replace(r, revision=revision) if r.family in REVISED_FAMILIES else r
-                        for r in result.metrics)
+            window_rows.extend(result.metrics)
         n = capped[ALL_SEGMENT].n_predictions
-        rows.append(MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+        window_rows.append(MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
                               end, "service", "late_events", "", 0.0, n, revision,
                               revision / n if n else None, revision, computed_at))
         if model.protected_attribute:
             key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start, end)
-            rows.extend(fairness_rows(capped, model.protected_attribute, key, revision,
-                                      computed_at))
+            window_rows.extend(fairness_rows(capped, model.protected_attribute, key, revision,
+                                             computed_at))
+        rows.extend(settle(window_rows, revision))
     return WindowResults(tuple(drift), tuple(rows))

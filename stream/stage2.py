@@ -17,7 +17,7 @@ how many events per source), so a replayed partial of a finalised window is reco
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -32,6 +32,20 @@ from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowRe
 from stream.windows import Frame, WindowId, decode_frame
 
 REVISED_FAMILIES = frozenset({"performance"})
+REVISED_METRICS = frozenset({"late_events", "equal_opportunity_difference"})
+
+
+def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
+    """Rows that labels or late events revise get ``revision``; every other row is computed
+    once at close, so it gets revision 0 and no labelled count or coverage: those would only
+    say when the labels happened to arrive, and the result must not depend on timing."""
+    out = []
+    for row in rows:
+        if row.family in REVISED_FAMILIES or row.metric in REVISED_METRICS:
+            out.append(replace(row, revision=revision))
+        else:
+            out.append(replace(row, revision=0, labelled_count=0, coverage=None))
+    return out
 
 
 class References(Protocol):
@@ -193,14 +207,13 @@ class MergeStage:
                             wid.end(self.size_ms))
             result = evaluate_window(state, reference, self.settings.metrics, model, key, 0, now)
             drift.extend(result.drift)
-            metrics.extend(replace(row, revision=revision)
-                           if row.family in REVISED_FAMILIES else row
-                           for row in result.metrics)
+            metrics.extend(result.metrics)
         metrics.append(self._late_row(wid, late, revision, capped, now))
         if model.protected_attribute:
             key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
                             wid.end(self.size_ms))
             metrics.extend(fairness_rows(capped, model.protected_attribute, key, revision, now))
+        metrics = settle(metrics, revision)
         plan.results.append(WindowResults(tuple(drift), tuple(metrics)))
         final = {
             "segments": {seg: state.n_predictions for seg, state in capped.items()},
@@ -234,6 +247,8 @@ class MergeStage:
                 group[target] = group[target].merge(state) if target in group else state
             folded.append(group)
         merged = _merge_by_segment(folded)
+        for seg, state in merged.items():  # as finalised: coverage is over all predictions
+            state.n_predictions = int(kept.get(seg, 0))
         late = sum(int(f.header["late"]) for f in perf_frames)
         late += sum(int(v) for v in final["late_extra"].values())
         labelled_all = merged[ALL_SEGMENT].n_labelled if ALL_SEGMENT in merged else 0

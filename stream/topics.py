@@ -14,6 +14,17 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from stream.config import KafkaSettings, Settings
 from stream.errors import ConfigError
 
+#: Largest frame on the partials topic (a closed window's samples); see docs/metrics.md.
+PARTIALS_MAX_BYTES = 64 * 1024 * 1024
+
+
+def internal_topics(settings: Settings) -> dict[str, str]:
+    """Names of the worker's own topics, derived from the app id so that two deployments on
+    one cluster do not mix: ticks (co-partitioned with the inputs), partials, results."""
+    app_id = settings.worker.app_id
+    return {"ticks": f"{app_id}-ticks", "partials": f"{app_id}-partials",
+            "results": f"{app_id}-results"}
+
 
 def confluent_config(kafka: KafkaSettings) -> dict[str, Any]:
     """librdkafka settings for the configured cluster (secrets unwrapped only here)."""
@@ -50,9 +61,16 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
         topics.dead_letter: topics.partitions,
         topics.alerts: 1,
     }
+    internal = internal_topics(settings)
+    # Created here, before Faust joins the group: a topic Faust creates itself is left out of
+    # the first assignment, and ticks must be co-partitioned with the inputs from the start.
+    for name in internal.values():
+        wanted[name] = topics.partitions
+    configs = {internal["partials"]: {"max.message.bytes": str(PARTIALS_MAX_BYTES)}}
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [
-        NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor)
+        NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor,
+                 config=configs.get(name, {}))
         for name, count in wanted.items()
         if name not in existing
     ]

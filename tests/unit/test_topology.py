@@ -193,18 +193,10 @@ def offline(settings: Settings, predictions: list[dict[str, Any]],
     return out
 
 
-def assert_same(got: dict[tuple[Any, ...], Any], want: dict[tuple[Any, ...], Any],
-                labels_after_close: bool = False) -> None:
-    """Equal rows. With ``labels_after_close``, rows computed once at close (drift, quality,
-    service, estimate) carry the labelled count of that moment, so that count is not compared
-    for them; revised rows (performance, late events) must match in full."""
+def assert_same(got: dict[tuple[Any, ...], Any], want: dict[tuple[Any, ...], Any]) -> None:
     assert set(got) == set(want), (set(got) ^ set(want))
     for ident, doc in want.items():
-        mine = got[ident]
-        if labels_after_close and ident[4] != "performance" and ident[5] != "late_events":
-            doc = {k: v for k, v in doc.items() if k not in ("labelled_count", "coverage")}
-            mine = {k: v for k, v in mine.items() if k not in ("labelled_count", "coverage")}
-        assert mine == pytest.approx(doc, nan_ok=True), ident
+        assert got[ident] == pytest.approx(doc, nan_ok=True), ident
 
 
 def run_all(h: Harness, preds: list[dict[str, Any]], labels: list[dict[str, Any]]) -> None:
@@ -332,8 +324,7 @@ def test_late_labels_revise_until_they_converge() -> None:
                and k[2] == "all"]
         revisions.append(sorted((d["window_start"], d["revision"], d["labelled_count"])
                                 for d in acc))
-    assert_same(h.latest(), offline(settings, preds, labels, h.refs),
-                labels_after_close=True)
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
     for before, after in itertools.pairwise(revisions):
         assert [r for _, r, _ in after] >= [r for _, r, _ in before][: len(after)]
     final_cov = [d["coverage"] for k, d in h.latest().items()

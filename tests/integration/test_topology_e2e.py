@@ -1,0 +1,215 @@
+"""The whole topology on the real broker: real worker processes, real Kafka semantics.
+
+Each test produces a stream with the SDK, runs ``tidewatch worker`` processes, reads the
+results topic and compares the latest revision of every row with the offline computation
+(:func:`stream.offline.offline_results`) on the same events.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer
+
+from stream.client import MonitorClient
+from stream.config import Settings
+from stream.offline import offline_results
+from stream.references import FileReferences
+from stream.topics import ensure_topics
+
+from .workers import WorkerProcess, free_port, make_settings
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
+FAST = {"size_s": 60, "allowed_lateness_s": 5, "idle_partition_timeout_s": 4,
+        "revision_interval_s": 1, "tick_interval_s": 0.5}
+
+
+def events(n: int, seed: int = 1, span_ms: int = 180_000,
+           start: int = T0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    import random
+
+    rng = random.Random(seed)
+    preds, labels = [], []
+    for i in range(n):
+        ts = start + i * span_ms // n
+        p = rng.random()
+        preds.append({"request_id": f"s{seed}-{i}", "model_id": "m", "model_version": "v1",
+                      "timestamp": ts,
+                      "features": {"x": round(rng.gauss(0, 1), 6), "c": rng.choice("abc")},
+                      "prediction": int(p > 0.5), "probability": round(p, 6),
+                      "segments": {"country": rng.choice(["DE", "FR", "US"])},
+                      "latency_ms": round(rng.random() * 20, 3)})
+        if rng.random() < 0.75:
+            labels.append({"request_id": f"s{seed}-{i}", "model_id": "m",
+                           "timestamp": ts + 500, "label": int(rng.random() < p)})
+    return preds, labels
+
+
+def ident(doc: dict[str, Any]) -> tuple[Any, ...]:
+    return (doc["model_id"], doc["model_version"], doc["segment"], doc["window_start"],
+            doc.get("family", "drift"), doc.get("metric", ""), doc["feature"])
+
+
+class ResultsReader:
+    """Follows the results topic; keeps the latest revision of every row."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{time.time()}",
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                  "topic.metadata.refresh.interval.ms": 1000})
+        self.consumer.subscribe([topic])
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.records = 0
+
+    def poll(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = self.consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            doc = orjson.loads(msg.value())
+            doc.pop("kind")
+            doc.pop("computed_at")
+            for name in ("statistic", "value"):
+                if isinstance(doc.get(name), str):
+                    doc[name] = float(doc[name])
+            self.records += 1
+            key = ident(doc)
+            if key not in self.rows or self.rows[key]["revision"] <= doc["revision"]:
+                self.rows[key] = doc
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def expected(settings: Settings, preds: list[dict[str, Any]],
+             labels: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    res = offline_results(preds, labels, settings, FileReferences(settings.metrics))
+    out = {}
+    for row in [*res.drift, *res.metrics]:
+        doc = asdict(row)
+        doc.pop("computed_at")
+        out[ident(doc)] = doc
+    return out
+
+
+def differences(got: dict[tuple[Any, ...], Any], want: dict[tuple[Any, ...], Any],
+                subset: bool = False) -> list[str]:
+    """What differs; with ``subset``, rows that ``want`` does not name are not compared."""
+    out = [f"missing {k}" for k in want if k not in got]
+    out += [] if subset else [f"unexpected {k}" for k in got if k not in want]
+    for key, doc in want.items():
+        if key in got and got[key] != pytest.approx(doc, nan_ok=True):
+            out.append(f"{key}: got {got[key]} want {doc}")
+    return out
+
+
+def wait_for_results(reader: ResultsReader, want: dict[tuple[Any, ...], Any],
+                     workers: list[WorkerProcess], timeout: float = 150,
+                     subset: bool = False) -> list[str]:
+    deadline = time.monotonic() + timeout
+    diff: list[str] = ["nothing read"]
+    while time.monotonic() < deadline:
+        for worker in workers:
+            assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
+        reader.poll(2)
+        diff = differences(reader.rows, want, subset)
+        if not diff:
+            return diff
+    return diff
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Path:
+    preds, _ = events(400, seed=99)
+    path = tmp_path / "reference.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in preds))
+    return path
+
+
+def produce(settings: Settings, preds: list[dict[str, Any]],
+            labels: list[dict[str, Any]]) -> None:
+    """Labels before, together with, and long after their predictions."""
+    third = len(labels) // 3
+    with MonitorClient.from_settings(settings, batch_size=50) as client:
+        for label in labels[:third]:
+            client.log_label(label)
+        for i, prediction in enumerate(preds):
+            client.log_prediction(prediction)
+            if i % 3 == 0 and third + i // 3 < 2 * third:
+                client.log_label(labels[third + i // 3])
+    time.sleep(6)  # past the idle timeout: windows close before these labels come
+    with MonitorClient.from_settings(settings, batch_size=50) as client:
+        for label in labels[2 * third:]:
+            client.log_label(label)
+
+
+@pytest.mark.parametrize(("partitions", "workers"), [(1, 1), (4, 2)])
+def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference: Path,
+                                      partitions: int, workers: int) -> None:
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": partitions}, windows=FAST,
+        store={"kind": "none"},
+        metrics={"segments": ["country"], "sample_capacity": 200, "min_sample_size": 10,
+                 "models": {"m": {"reference_path": str(reference),
+                                  "protected_attribute": "country"}}})
+    ensure_topics(settings)
+    preds, labels = events(1_500, seed=7)
+    want = expected(settings, preds, labels)
+    procs = [WorkerProcess(config, settings, name=f"w{i}",
+                           web_port=free_port() if i else None) for i in range(workers)]
+    reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
+    try:
+        for proc in procs:
+            proc.wait_until(lambda s: s is not None, what="worker web server")
+        time.sleep(3)  # let the group settle on its assignment
+        produce(settings, preds, labels)
+        diff = wait_for_results(reader, want, procs)
+        assert not diff, "\n".join(diff[:20])
+    finally:
+        reader.close()
+        for proc in procs:
+            proc.stop()
+
+
+def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: Path) -> None:
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": 4}, windows=FAST, store={"kind": "none"},
+        metrics={"segments": ["country"], "sample_capacity": 100, "min_sample_size": 10})
+    ensure_topics(settings)
+    preds, labels = events(6_000, seed=21, span_ms=240_000)
+    want = expected(settings, preds, labels)
+    counts = {k: v for k, v in want.items() if k[4] == "service" and k[5] == "count"}
+    reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
+    worker = WorkerProcess(config, settings, name="w0")
+    try:
+        chunks = 4
+        size = len(preds) // chunks
+        for chunk in range(chunks):
+            with MonitorClient.from_settings(settings, batch_size=25) as client:
+                for prediction in preds[chunk * size:(chunk + 1) * size]:
+                    client.log_prediction(prediction)
+                for label in labels:
+                    if chunk * size <= int(label["request_id"].split("-")[1]) < (
+                            chunk + 1) * size:
+                        client.log_label(label)
+            if chunk < chunks - 1:  # kill at different points of the stream
+                worker.wait_until(lambda s: sum(s["valid"].values()) > 300 * (chunk + 1),
+                                  what="some progress")
+                time.sleep(0.3 * chunk)
+                worker.kill()
+                worker = WorkerProcess(config, settings, name=f"w{chunk + 1}")
+        diff = wait_for_results(reader, counts, [worker], timeout=200, subset=True)
+        assert not diff, "\n".join(diff[:20])
+        diff = wait_for_results(reader, want, [worker], timeout=60)
+        assert not diff, "all rows, not only counts, match:\n" + "\n".join(diff[:20])
+    finally:
+        reader.close()
+        worker.stop()
