@@ -215,6 +215,6 @@ def create_app(
             async def post(self, request: Request) -> Response:
                 status, body = run_sql_request(sql_store, await request.read())
                 return self.bytes(body, status=status,
-                                  content_type="text/plain; charset=utf-8")
+                                  content_type="text/plain")
 
     return app

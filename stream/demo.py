@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
+import yaml
 from confluent_kafka import Producer
 
 from stream.client import MonitorClient
@@ -56,12 +60,13 @@ class DemoSummary:
 
 
 def make_events(
-    count: int, seed: int, start_ms: int, span_ms: int, label_share: float = 0.8
+    count: int, seed: int, start_ms: int, span_ms: int, label_share: float = 0.8,
+    drift: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Deterministic predictions and labels; the second half drifts (see module docstring)."""
     rng = np.random.default_rng(seed)
     ts = np.sort(rng.integers(start_ms, start_ms + span_ms, size=count))
-    late = ts >= start_ms + span_ms // 2
+    late = (ts >= start_ms + span_ms // 2) & drift
     country = rng.choice(len(COUNTRIES), size=count, p=[0.4, 0.3, 0.2, 0.1])
     device = rng.choice(len(DEVICES), size=count)
     amount = rng.lognormal(3.0, 1.0, size=count) * np.where(late, 1.8, 1.0)
@@ -148,37 +153,147 @@ def wait_for_stats(
     return stats
 
 
-def run_demo(settings: Settings, events: int = 20_000) -> int:
-    """The ``make demo`` job: worker in a child process, traffic, then what it consumed."""
-    env = dict(os.environ)
-    workdir = Path(".data/demo")
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "worker.log"
-    print(f"[demo] broker at {settings.kafka.bootstrap}; starting the worker (log: {log_path})")
+DEMO_DIR = Path(".data/demo")
+WINDOW_S = 300
+SPAN_MS = 30 * 60_000
+
+
+def demo_settings(settings: Settings) -> tuple[Settings, Path]:
+    """The demo's settings: the broker of ``settings``, everything else in .data/demo."""
+    reference = DEMO_DIR / "reference.jsonl"
+    doc: dict[str, Any] = {
+        "kafka": settings.kafka.model_dump(mode="json"),
+        "topics": {"partitions": 4},
+        "worker": {"data_dir": str(DEMO_DIR / "worker"), "web_port": _free_port()},
+        "windows": {"size_s": WINDOW_S, "allowed_lateness_s": 10, "idle_partition_timeout_s": 5,
+                    "revision_interval_s": 1, "tick_interval_s": 0.5},
+        "metrics": {"segments": ["country", "device"], "min_sample_size": 50,
+                    "models": {DEMO_MODEL: {"reference_path": str(reference.resolve()),
+                                            "protected_attribute": "country"}}},
+        "store": {"kind": "embedded", "path": str((DEMO_DIR / "chdb").resolve()),
+                  "flush_interval_s": 0.5},
+    }
+    path = DEMO_DIR / "tidewatch.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return load_settings(path), path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sql(settings: Settings, sql: str, **params: str) -> list[dict[str, Any]]:
+    from stream.store.commands import run_sql
+
+    rows: list[dict[str, Any]] = orjson.loads(run_sql(settings, sql, "json", params))
+    return rows
+
+
+def _show(title: str, settings: Settings, sql: str, **params: str) -> None:
+    from stream.store.commands import run_sql
+
+    print(f"\n[demo] {title}")
+    print(run_sql(settings, sql, "table", params or None), end="")
+
+
+def run_demo(base: Settings, events: int = 20_000) -> int:
+    """The ``make demo`` job: worker in a child process, traffic, then what it found."""
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    DEMO_DIR.mkdir(parents=True)
+    now = int(time.time() * 1000)
+    start = now - now % (WINDOW_S * 1000) - SPAN_MS
+    reference, _ = make_events(5_000, seed=3, start_ms=start - SPAN_MS, span_ms=SPAN_MS,
+                               drift=False)
+    (DEMO_DIR / "reference.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in reference))
+    settings, config = demo_settings(base)
+    log_path = DEMO_DIR / "worker.log"
+    print(f"[demo] broker at {settings.kafka.bootstrap}; results in {settings.store.path}")
+    print(f"[demo] starting the worker (settings {config}, log {log_path})")
     ensure_topics(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEWATCH_")}
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--config", str(config)],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         t0 = time.monotonic()
-        summary = produce_demo_traffic(settings, events=events)
-        print(f"[demo] {summary} in {time.monotonic() - t0:.1f} s")
+        summary = produce_demo_traffic(settings, events=events, start_ms=start, span_ms=SPAN_MS)
+        print(f"[demo] {summary} in {time.monotonic() - t0:.1f} s "
+              f"(event time: the last {SPAN_MS // 60_000} minutes, {WINDOW_S // 60}-minute "
+              "windows; the second half drifts, and Brazil's labels go bad)")
         stats = wait_for_stats(settings.worker.web_port,
                                {"prediction": summary.predictions, "label": summary.labels,
                                 "rejected": summary.malformed}, timeout=120, worker=worker)
         print(f"[demo] worker consumed: {json.dumps(stats.get('valid', {}))}")
         print(f"[demo] dead-lettered by reason: {json.dumps(stats.get('rejected', {}))}")
-        ok = (stats.get("valid", {}).get("prediction") == summary.predictions
-              and stats.get("valid", {}).get("label") == summary.labels)
-        print(f"[demo] {'all events consumed' if ok else 'NOT all events consumed'} "
-              f"in {time.monotonic() - t0:.1f} s")
-        return 0 if ok else 1
+        windows = SPAN_MS // (WINDOW_S * 1000)
+        done = _wait_for_windows(settings, windows, summary.labels, worker, timeout=120)
+        print(f"[demo] {'all' if done else 'NOT all'} {windows} windows evaluated, every label "
+              f"joined, in {time.monotonic() - t0:.1f} s")
+        _show_results(settings)
+        return 0 if done else 1
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+        print(f"\n[demo] worker stopped. Query the results yourself, e.g.:\n"
+              f"  .venv/bin/tidewatch sql --config {config} "
+              "\"SELECT * FROM window_metrics_latest LIMIT 10\"")
+
+
+def _wait_for_windows(settings: Settings, windows: int, labels: int,
+                      worker: subprocess.Popen[bytes], timeout: float) -> bool:
+    sql = ("SELECT count() AS windows, sum(labelled_count) AS labelled FROM window_metrics_latest"
+           " WHERE model_id = {model:String} AND segment = 'all' AND family = 'performance'"
+           " AND metric = 'accuracy'")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {worker.returncode}")
+        row = _sql(settings, sql, model=DEMO_MODEL)[0]
+        if int(row["windows"]) >= windows and int(row["labelled"] or 0) >= labels:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _show_results(settings: Settings) -> None:
+    queries = Path(__file__).resolve().parent.parent / "clickhouse" / "queries"
+    _show("per window: volume, latency, realised accuracy (with coverage) and the label-free "
+          "estimate", settings, """
+        SELECT window_start,
+               anyIf(value, metric = 'count') AS predictions,
+               round(anyIf(value, metric = 'latency_p90'), 1) AS latency_p90_ms,
+               round(anyIf(value, metric = 'accuracy'), 3) AS accuracy,
+               round(anyIf(value, metric = 'expected_accuracy'), 3) AS estimated_accuracy,
+               round(anyIf(coverage, metric = 'accuracy'), 3) AS coverage,
+               anyIf(value, metric = 'late_events') AS late
+        FROM window_metrics_latest
+        WHERE model_id = {model:String} AND segment = 'all'
+        GROUP BY window_start ORDER BY window_start""", model=DEMO_MODEL)
+    _show("latest drift per feature (clickhouse/queries/latest_drift_per_feature.sql)",
+          settings, (queries / "latest_drift_per_feature.sql").read_text(),
+          model_id=DEMO_MODEL)
+    _show("drifted features in the last day (drifted_features_last_day.sql)", settings,
+          (queries / "drifted_features_last_day.sql").read_text())
+    _show("segments ranked by drift (segments_ranked_by_drift.sql)", settings,
+          (queries / "segments_ranked_by_drift.sql").read_text(), model_id=DEMO_MODEL)
+    _show("accuracy per country in the last window: the segment that got worse", settings, """
+        SELECT segment, round(value, 3) AS accuracy, labelled_count
+        FROM window_metrics_latest
+        WHERE model_id = {model:String} AND metric = 'accuracy' AND segment LIKE 'country=%'
+          AND window_start = (SELECT max(window_start) FROM window_metrics_latest
+                              WHERE model_id = {model:String})
+        ORDER BY accuracy""", model=DEMO_MODEL)
+    _show("fairness between countries, per window", settings, """
+        SELECT window_start, metric, round(value, 3) AS value
+        FROM window_metrics_latest
+        WHERE model_id = {model:String} AND family = 'fairness'
+        ORDER BY window_start, metric""", model=DEMO_MODEL)
 
 
 if __name__ == "__main__":

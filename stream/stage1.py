@@ -87,7 +87,6 @@ class PartitionStage:
         self.local_cap = 4 * settings.metrics.segment_cap
         self.closed_through = int(progress.get(self._progress_key, 0))
         self.max_ts = 0
-        self.max_label_ts = 0
         self.open: dict[WindowId, OpenWindow] = {}
         self.perf: dict[WindowId, PerfWindow] = {}
         self.expiry: list[tuple[int, bytes]] = []
@@ -211,7 +210,6 @@ class PartitionStage:
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
             lts = int(event["timestamp"])
-            self.max_label_ts = max(self.max_label_ts, lts)
             raw = self.joins.get(request_id)
             entry = (Entry.decode(raw) if raw is not None
                      else Entry(self.partition, event["request_id"]))
@@ -285,10 +283,12 @@ class PartitionStage:
 
     def _expire(self) -> None:
         """Drop entries past the label horizon (or early labels past their TTL)."""
+        # The clock is the predictions' event time, for early labels too: label times say when
+        # an outcome was observed (often long after), and would expire labels whose
+        # predictions are merely still in flight.
         while self.expiry:
             at, request_id = self.expiry[0]
-            clock = max(self.max_ts, self.max_label_ts)
-            if at >= clock:
+            if at >= self.max_ts:
                 break
             heapq.heappop(self.expiry)
             raw = self.joins.get(request_id)

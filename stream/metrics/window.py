@@ -607,13 +607,20 @@ def _drift_results(
     reference: ReferenceProfile,
     settings: MetricsSettings,
     model: ModelSettings,
+    skip: str | None = None,
 ) -> tuple[list[DriftResult], DriftResult | None]:
-    """Per-feature results (corrected across features) and the prediction's result."""
+    """Per-feature results (corrected across features) and the prediction's result.
+
+    ``skip`` is the feature a segment is defined by (``country`` in ``country=DE``): within
+    its own segment it is constant by construction, so its "drift" says nothing.
+    """
     from stream.metrics.drift import DriftResult, adjust_p_values, column_drift
 
     features: list[DriftResult] = []
     prediction: DriftResult | None = None
     for name, ref in reference.columns.items():
+        if name == skip:
+            continue
         current: FloatArray | dict[str, int]
         if ref.kind == "numeric":
             reference_values: FloatArray | Mapping[str, int] = ref.sample
@@ -701,7 +708,8 @@ def evaluate_window(
 
     drift_rows: list[DriftRow] = []
     if reference is not None:
-        features, prediction = _drift_results(state, reference, settings, model)
+        segment_key = key.segment.split("=", 1)[0] if "=" in key.segment else None
+        features, prediction = _drift_results(state, reference, settings, model, segment_key)
         for r in [*features, *([prediction] if prediction is not None else [])]:
             drift_rows.append(
                 DriftRow(

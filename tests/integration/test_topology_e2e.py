@@ -201,7 +201,8 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: 
                             chunk + 1) * size:
                         client.log_label(label)
             if chunk < chunks - 1:  # kill at different points of the stream
-                worker.wait_until(lambda s: sum(s["valid"].values()) > 300 * (chunk + 1),
+                floor = 300 * (chunk + 1)
+                worker.wait_until(lambda s, floor=floor: sum(s["valid"].values()) > floor,
                                   what="some progress")
                 time.sleep(0.3 * chunk)
                 worker.kill()

@@ -377,3 +377,20 @@ def test_join_state_expires_by_event_time() -> None:
     expired = {k: sum(s.counters[k] for s in h.stage1.values())
                for k in ("expired_unlabelled", "expired_early_labels")}
     assert expired == {"expired_unlabelled": 100, "expired_early_labels": 1}
+
+
+def test_labels_long_before_predictions_wait_and_join() -> None:
+    """Label times run an hour ahead (observed later); they still wait for predictions that
+    arrive after them: early labels expire by the predictions' event time, not their own."""
+    settings = make_settings()
+    preds, labels = make_events(200, seed=13)
+    labels = [dict(label, timestamp=label["timestamp"] + 3_600_000) for label in labels]
+    h = Harness(settings)
+    h.produce("labels", labels)
+    h.pump()
+    h.produce("predictions", preds)
+    h.pump()
+    h.tick(31)
+    h.tick(2)
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
+    assert sum(s.counters["joined_early_labels"] for s in h.stage1.values()) == len(labels)
