@@ -89,6 +89,7 @@ def create_app(
     ticks = _raw_topic(app, names["ticks"], sources)
     partials = _raw_topic(app, names["partials"], sources)
     results = _raw_topic(app, names["results"], sources)
+    reference_topic = _raw_topic(app, names["references"], 1)
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
     def table(name: str, value_type: type = bytes) -> Any:
@@ -161,6 +162,9 @@ def create_app(
             plan: MergePlan = merge.on_frame(event.value, event)
             sent = [await results.send(key=key, value=value)
                     for result in plan.results for key, value in encode_results(result)]
+            sent.extend([await reference_topic.send(key=model_id.encode(),
+                                                    value=profile.to_bytes())
+                         for model_id, profile in plan.references])
             for future in sent:
                 await future
             await acks.done(merge.commit(plan))

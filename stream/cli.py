@@ -28,6 +28,20 @@ def _demo_produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference_set(args: argparse.Namespace) -> int:
+    from stream.metrics.reference import ReferenceProfile
+    from stream.references import publish_reference
+    from stream.topics import ensure_topics
+
+    settings = load_settings(args.config)
+    ensure_topics(settings)
+    profile = ReferenceProfile.from_file(args.file, settings.metrics.model(args.model))
+    size = publish_reference(settings, args.model, profile)
+    print(f"reference for {args.model}: {profile.rows} rows, {len(profile.columns)} columns, "
+          f"{size} bytes, published; every worker uses it from now on")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
@@ -59,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, default=20_000)
     demo.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
     demo.set_defaults(func=_demo)
+
+    reference = subparsers.add_parser(
+        "reference", help="set a model's reference profile from a JSON Lines or CSV file")
+    reference.add_argument("action", choices=["set"])
+    reference.add_argument("--model", required=True)
+    reference.add_argument("--file", required=True, help=".jsonl/.ndjson/.json or .csv events")
+    reference.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    reference.set_defaults(func=_reference_set)
 
     add_store_commands(subparsers)
     return parser

@@ -78,6 +78,8 @@ class ModelSettings(_Frozen):
     drift_methods: dict[str, str] = Field(default_factory=dict)
     drift_thresholds: dict[str, float] = Field(default_factory=dict)
     reference_path: Path | None = None
+    #: Start (epoch ms) of a window whose events become the model's reference once it closes.
+    reference_window_start: int | None = None
 
 
 class MetricsSettings(_Frozen):

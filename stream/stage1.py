@@ -147,7 +147,7 @@ class PartitionStage:
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
         self.last_data = self.clock()
-        self.idle = False
+        resumed, self.idle = self.idle, False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
         for index, event in enumerate(events):
@@ -198,7 +198,7 @@ class PartitionStage:
                 state.add_predictions(group)
             window.events += len(batch)
             window.waiting.append(pending)
-        plan = self.advance()
+        plan = self.advance(heartbeat=resumed)  # say at once that this partition is back
         if not by_window:
             plan.acks.append(handle)
         return plan

@@ -61,6 +61,7 @@ class MergePlan:
     results: list[WindowResults] = field(default_factory=list)
     finals: dict[bytes, bytes] = field(default_factory=dict)
     deletes: list[bytes] = field(default_factory=list)
+    references: list[tuple[str, ReferenceProfile]] = field(default_factory=list)
     acks: list[Any] = field(default_factory=list)
 
 
@@ -215,6 +216,9 @@ class MergeStage:
             metrics.extend(fairness_rows(capped, model.protected_attribute, key, revision, now))
         metrics = settle(metrics, revision)
         plan.results.append(WindowResults(tuple(drift), tuple(metrics)))
+        if model.reference_window_start == wid.window_start and ALL_SEGMENT in capped:
+            plan.references.append((wid.model_id, ReferenceProfile.from_state(
+                capped[ALL_SEGMENT])))
         final = {
             "segments": {seg: state.n_predictions for seg, state in capped.items()},
             "sources": {str(s): int(f.header["n"]) for s, f in partials.items()},

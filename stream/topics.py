@@ -23,7 +23,7 @@ def internal_topics(settings: Settings) -> dict[str, str]:
     one cluster do not mix: ticks (co-partitioned with the inputs), partials, results."""
     app_id = settings.worker.app_id
     return {"ticks": f"{app_id}-ticks", "partials": f"{app_id}-partials",
-            "results": f"{app_id}-results"}
+            "results": f"{app_id}-results", "references": f"{app_id}-references"}
 
 
 def confluent_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -66,7 +66,10 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
     # the first assignment, and ticks must be co-partitioned with the inputs from the start.
     for name in internal.values():
         wanted[name] = topics.partitions
-    configs = {internal["partials"]: {"max.message.bytes": str(PARTIALS_MAX_BYTES)}}
+    wanted[internal["references"]] = 1
+    big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
+    configs = {internal["partials"]: big,
+               internal["references"]: {**big, "cleanup.policy": "compact"}}
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [
         NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor,

@@ -9,7 +9,7 @@ from faust.worker import Worker
 from stream.app import create_app
 from stream.config import Settings
 from stream.errors import ConfigError
-from stream.references import FileReferences
+from stream.references import TopicReferences
 from stream.store import Store, open_store
 from stream.topics import ensure_topics
 
@@ -43,11 +43,14 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     log.info("topics ready: %s", counts)
     settings.worker.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_results_store(settings)
-    app = create_app(settings, sources, FileReferences(settings.metrics), store)
+    references = TopicReferences(settings)
+    references.start()
+    app = create_app(settings, sources, references, store)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     finally:
+        references.stop()
         if store is not None:
             store.close()
     return 0

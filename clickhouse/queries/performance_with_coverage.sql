@@ -1,10 +1,12 @@
 -- Performance over time for one model, with the share of predictions labelled so far
--- (coverage): a low coverage means the figure may still move as labels arrive.
+-- (coverage): a low coverage means the figure may still move as labels arrive. Beside it,
+-- the label-free estimate (expected_<metric>), known from the window's close on.
 -- Parameters: model_id, metric (e.g. accuracy, f1, mae).
 SELECT
     window_start,
     model_version,
     family,
+    metric,
     value,
     coverage,
     labelled_count,
@@ -12,7 +14,7 @@ SELECT
     revision
 FROM window_metrics_latest
 WHERE model_id = {model_id:String}
-  AND metric = {metric:String}
+  AND metric IN ({metric:String}, concat('expected_', {metric:String}))
   AND segment = 'all'
   AND feature = ''
   AND family IN ('performance', 'estimate')

@@ -89,9 +89,9 @@ class ResultsReader:
         self.consumer.close()
 
 
-def expected(settings: Settings, preds: list[dict[str, Any]],
-             labels: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    res = offline_results(preds, labels, settings, FileReferences(settings.metrics))
+def expected(settings: Settings, preds: list[dict[str, Any]], labels: list[dict[str, Any]],
+             references: FileReferences | None = None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    res = offline_results(preds, labels, settings, references or FileReferences(settings))
     out = {}
     for row in [*res.drift, *res.metrics]:
         doc = asdict(row)

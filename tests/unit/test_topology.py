@@ -81,7 +81,7 @@ class Harness:
         self.parts = self.settings.topics.partitions
         self.log: dict[tuple[str, int], list[Msg]] = {}
         self.committed: dict[tuple[str, int], int] = {}
-        self.refs = FileReferences(self.settings.metrics)
+        self.refs = FileReferences(self.settings)
         self.start()
 
     def start(self) -> None:

@@ -83,8 +83,8 @@ def test_performance_with_coverage(store: EmbeddedStore) -> None:
         metric_row(**at(w1), value=0.85, coverage=0.9, labelled_count=90, sample_size=100,
                    revision=2),
         metric_row(**at(w2), value=None, coverage=0.0, labelled_count=0, sample_size=80),
-        metric_row(**at(w2), family="estimate", value=0.8, coverage=0.0, labelled_count=0,
-                   sample_size=80),
+        metric_row(**at(w2), family="estimate", metric="expected_accuracy", value=0.8,
+                   coverage=0.0, labelled_count=0, sample_size=80),
         metric_row(**at(w2), metric="f1", value=0.7),
         metric_row(**at(w2), segment="country=DE", value=0.1),
     )))  # fmt: skip
