@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 from faust.web import Request, Response, View
 
 from stream.acks import InOrderAcks
@@ -106,6 +107,15 @@ def create_app(
     stages: dict[int, PartitionStage] = {}
     merges: dict[int, MergeStage] = {}
 
+    buffer_limit = 4 * worker.batch_size
+
+    async def backpressure() -> None:
+        """Table writes queue changelog messages that Faust sends in the background; wait
+        for that queue to drain, or a backlog grows it (and memory) without bound."""
+        buffer = app.producer.buffer
+        while buffer.size > buffer_limit:
+            await asyncio.sleep(0.005)
+
     async def run_plan(stage: PartitionStage, plan: Plan, acks: InOrderAcks) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
         for frame in plan.broadcast:
@@ -113,7 +123,21 @@ def create_app(
                          for q in range(sources)])
         for future in sent:
             await future  # delivered, before progress is recorded and offsets may move
-        await acks.done(stage.commit(plan))
+        handles = stage.commit(plan)
+        if stages.get(stage.partition) is stage:  # not revoked meanwhile: else replayed
+            await acks.done(handles)
+        await backpressure()
+
+    last_offset: dict[int, int] = {}
+
+    def backlog(partition: int) -> bool:
+        """Unread prediction messages on this partition, or not known yet (no fetch since
+        the assignment): either way the partition is not proven quiet."""
+        try:
+            high = app.consumer.highwater(TP(topics.predictions, partition))
+        except Exception:  # not assigned (any more): nothing to wait for here
+            return False
+        return high is None or high > last_offset.get(partition, -1) + 1
 
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
@@ -131,11 +155,13 @@ def create_app(
                 stage = stages[message.partition] = PartitionStage(
                     message.partition, settings, joins, progress)
             if message.topic not in (topics.predictions, topics.labels):
-                plan = stage.tick()
+                plan = stage.tick(backlog(message.partition))
                 plan.acks.append(event)
                 await run_plan(stage, plan, acks)
                 continue
             source = Source(message.topic, message.partition, message.offset)
+            if message.topic == topics.predictions:
+                last_offset[message.partition] = message.offset
             decoded = await ingest.handle(event.value, message.key, source)
             if not decoded.valid:
                 await acks.done([event])
@@ -143,9 +169,8 @@ def create_app(
                 await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
                                acks)
             else:
-                plan = stage.on_labels(decoded.valid, message.offset)
-                plan.acks.append(event)
-                await run_plan(stage, plan, acks)
+                await run_plan(stage, stage.on_labels(decoded.valid, message.offset, event),
+                               acks)
 
     @app.agent(partials, name="stage2", concurrency=1)
     async def stage2_agent(stream: Any) -> None:

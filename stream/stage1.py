@@ -89,6 +89,7 @@ class PartitionStage:
         self.max_ts = 0
         self.open: dict[WindowId, OpenWindow] = {}
         self.perf: dict[WindowId, PerfWindow] = {}
+        self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
         self.expiry: list[tuple[int, bytes]] = []
         self.counters: Counter[str] = Counter()
         self.last_data = clock()
@@ -203,8 +204,9 @@ class PartitionStage:
             plan.acks.append(handle)
         return plan
 
-    def on_labels(self, events: list[dict[str, Any]], offset: int) -> Plan:
-        """A batch of valid labels; the message can be acked as soon as the plan is done."""
+    def on_labels(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
+        """A batch of valid labels; ``handle`` is acked once the labelled side of every
+        window it changed has been sent (so a rebalance or crash before that replays it)."""
         labelled: dict[WindowId, list[Entry]] = {}
         for index, event in enumerate(events):
             lpos = position(offset, index)
@@ -227,10 +229,21 @@ class PartitionStage:
                 self.counters["joined_labels"] += 1
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
-        return self.advance()
+        pending = PendingAck(handle, len(labelled))
+        for wid in labelled:
+            self.perf_waiting.setdefault(wid, []).append(pending)
+        plan = self.advance()
+        if not labelled:
+            plan.acks.append(handle)
+        return plan
 
-    def tick(self) -> Plan:
-        """Called on every tick message: idle detection, revisions, expiry, heartbeat."""
+    def tick(self, backlog: bool = False) -> Plan:
+        """Called on every tick message: idle detection, revisions, expiry, heartbeat.
+
+        ``backlog``: unread prediction messages wait on this partition, so it is behind,
+        not quiet, however long since its last event: it must not be declared idle."""
+        if backlog:
+            self.last_data = self.clock()
         return self.advance(heartbeat=True)
 
     # ------------------------------------------------------------------ closing
@@ -256,7 +269,7 @@ class PartitionStage:
             self.last_revision = now
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
-                    plan.frames.append(self._perf_frame(wid, perf))
+                    plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
         if heartbeat or closing or plan.closed_through is not None:
             plan.broadcast.append(encode_frame(
@@ -270,14 +283,18 @@ class PartitionStage:
                                                     window.states)))
         perf = self.perf.get(wid)
         if perf is not None:
-            plan.frames.append(self._perf_frame(wid, perf))
+            plan.frames.append(self._perf_frame(wid, perf, plan))
         for pending in window.waiting:
             pending.remaining -= 1
             if pending.remaining == 0:
                 plan.acks.append(pending.handle)
 
-    def _perf_frame(self, wid: WindowId, perf: PerfWindow) -> tuple[bytes, bytes]:
+    def _perf_frame(self, wid: WindowId, perf: PerfWindow, plan: Plan) -> tuple[bytes, bytes]:
         perf.dirty = False
+        for pending in self.perf_waiting.pop(wid, []):
+            pending.remaining -= 1
+            if pending.remaining == 0:
+                plan.acks.append(pending.handle)
         header = {"wid": wid.as_list(), "lab": perf.labelled, "late": perf.late}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 

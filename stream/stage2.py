@@ -92,6 +92,7 @@ class MergeStage:
         finals: MutableMapping[bytes, bytes],
         references: References,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.partition = partition
         self.settings = settings
@@ -100,6 +101,9 @@ class MergeStage:
         self.finals = finals
         self.references = references
         self.clock_ms = clock_ms
+        self.clock = clock
+        self.idle_grace_s = settings.windows.idle_partition_timeout_s
+        self.waiting_on_idle: dict[WindowId, float] = {}
         self.size_ms = settings.windows.size_s * 1000
         self.horizon_ms = settings.windows.label_horizon_s * 1000
         self.partials: dict[WindowId, dict[int, Frame]] = {}
@@ -161,12 +165,24 @@ class MergeStage:
         return orjson.loads(raw) if raw is not None else None
 
     def _ready(self, wid: WindowId) -> bool:
+        """Every source closed the window; or the rest are idle and have stayed so for a
+        grace period, long enough for a source that just resumed to say so (it does at
+        once), so that a quiet partition neither holds windows forever nor is skipped
+        merely because it was quiet a moment ago."""
         end = wid.end(self.size_ms)
+        relies_on_idle = False
         for source in range(self.sources):
             closed_through, idle = self.progress.get(source, (0, False))
-            if not idle and closed_through < end:
+            if closed_through >= end:
+                continue
+            if not idle:
+                self.waiting_on_idle.pop(wid, None)
                 return False
-        return True
+            relies_on_idle = True
+        if not relies_on_idle:
+            return True
+        since = self.waiting_on_idle.setdefault(wid, self.clock())
+        return self.clock() - since >= self.idle_grace_s
 
     def _perf_frames(self, wid: WindowId) -> list[Frame]:
         frames = []
@@ -184,6 +200,7 @@ class MergeStage:
     # ------------------------------------------------------------------ evaluation
     def _finalise(self, wid: WindowId, plan: MergePlan) -> None:
         partials = self.partials.pop(wid)
+        self.waiting_on_idle.pop(wid, None)
         plan.acks.extend(self.waiting.pop(wid, []))
         ordered = [partials[source] for source in sorted(partials)]
         predicted = _merge_by_segment([frame.states for frame in ordered])

@@ -188,7 +188,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: 
     want = expected(settings, preds, labels)
     counts = {k: v for k, v in want.items() if k[4] == "service" and k[5] == "count"}
     reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
-    worker = WorkerProcess(config, settings, name="w0")
+    worker = WorkerProcess(config, settings, name="w0", data_slot="host")
     try:
         chunks = 4
         size = len(preds) // chunks
@@ -206,7 +206,8 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: 
                                   what="some progress")
                 time.sleep(0.3 * chunk)
                 worker.kill()
-                worker = WorkerProcess(config, settings, name=f"w{chunk + 1}")
+                worker = WorkerProcess(config, settings, name=f"w{chunk + 1}",
+                                       data_slot="host")
         diff = wait_for_results(reader, counts, [worker], timeout=200, subset=True)
         assert not diff, "\n".join(diff[:20])
         diff = wait_for_results(reader, want, [worker], timeout=60)

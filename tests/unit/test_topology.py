@@ -90,7 +90,8 @@ class Harness:
                                          clock=lambda: self.clock[0])
                        for p in range(self.parts)}
         self.stage2 = {q: MergeStage(q, self.settings, self.parts, self.perf, self.finals,
-                                     self.refs) for q in range(self.parts)}
+                                     self.refs, clock=lambda: self.clock[0])
+                       for q in range(self.parts)}
         self.read: dict[tuple[str, int], int] = dict(self.committed)
 
     def append(self, topic: str, partition: int, value: Any) -> None:
@@ -147,9 +148,7 @@ class Harness:
                     self._run1(part, self.stage1[part].on_predictions(msg.value, msg.offset,
                                                                       msg))
                 else:
-                    plan = self.stage1[part].on_labels(msg.value, msg.offset)
-                    plan.acks.append(msg)
-                    self._run1(part, plan)
+                    self._run1(part, self.stage1[part].on_labels(msg.value, msg.offset, msg))
                 if limit is not None and done >= limit:
                     break
         return done
@@ -159,6 +158,12 @@ class Harness:
         for p in range(self.parts):
             self._run1(p, self.stage1[p].tick())
         self.pump()
+
+    def settle(self) -> None:
+        """Go quiet: partitions close what they have, stage 2 waits out the idle grace."""
+        self.tick(31)
+        self.tick(31)
+        self.tick(2)
 
     def crash(self) -> None:
         """Lose all in-memory state; tables keep what was written; replay from commits."""
@@ -204,8 +209,7 @@ def run_all(h: Harness, preds: list[dict[str, Any]], labels: list[dict[str, Any]
     h.produce("predictions", preds)
     h.produce("labels", labels[len(labels) // 5:])
     h.pump()
-    h.tick(31)  # idle: every partition closes what it has
-    h.tick(2)  # revisions of windows whose labels came after close
+    h.settle()  # idle: partitions close what they have; revisions of late labels
 
 
 @pytest.fixture
@@ -245,8 +249,7 @@ def test_results_independent_of_partitioning_and_batching(reference_file: Any) -
         h.produce("predictions", preds, batch=batch)
         h.produce("labels", labels, batch=batch)
         h.pump()
-        h.tick(31)
-        h.tick(2)
+        h.settle()
         outputs.append(h.latest())
     assert_same(outputs[1], outputs[0])
     assert_same(outputs[2], outputs[0])
@@ -261,8 +264,7 @@ def test_duplicates_count_once() -> None:
     h.produce("labels", labels)
     h.produce("labels", labels[:30])
     h.pump()
-    h.tick(31)
-    h.tick(2)
+    h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
     stats = {k: v for p in h.stage1.values() for k, v in p.counters.items()}
     assert sum(s.counters["duplicate_predictions"] for s in h.stage1.values()) == 50
@@ -283,8 +285,7 @@ def test_crash_and_replay_neither_loses_nor_double_counts(crash_after: int) -> N
     h.pump(limit=crash_after // 2 + 1)
     h.crash()  # twice, at another point
     h.pump()
-    h.tick(31)
-    h.tick(2)
+    h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
 
 
@@ -300,8 +301,7 @@ def test_crash_after_windows_closed_before_finalisation() -> None:
         h._run1(p, h.stage1[p].tick())
     h.crash()
     h.pump()
-    h.tick(31)
-    h.tick(2)
+    h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
 
 
@@ -345,8 +345,7 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
     late = [dict(preds[0], request_id=f"late{i}", timestamp=T0 + 1_000) for i in range(9)]
     h.produce("predictions", late)
     h.pump()
-    h.tick(31)
-    h.tick(2)
+    h.settle()
     rows = h.latest()
     count = rows[("m", "v1", "all", T0, "service", "count", "")]
     assert count["value"] == sum(1 for e in preds if e["timestamp"] < T0 + 60_000)
@@ -390,7 +389,27 @@ def test_labels_long_before_predictions_wait_and_join() -> None:
     h.pump()
     h.produce("predictions", preds)
     h.pump()
-    h.tick(31)
-    h.tick(2)
+    h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
     assert sum(s.counters["joined_early_labels"] for s in h.stage1.values()) == len(labels)
+
+
+def test_a_partition_quiet_at_start_is_waited_for_within_the_grace() -> None:
+    """All partitions idle (no traffic yet); partition 0's data closes a window before
+    partition 1 has said it is back: stage 2 waits out the grace instead of finalising."""
+    settings = make_settings()
+    settings = settings.model_copy(update={"topics": settings.topics.model_copy(
+        update={"partitions": 2})})
+    preds, labels = make_events(200, seed=17)
+    h = Harness(settings)
+    h.tick(31)  # every partition idle, progress says so
+    first = [e for e in preds if partition_for(e["request_id"], 2) == 0]
+    second = [e for e in preds if partition_for(e["request_id"], 2) == 1]
+    h.produce("predictions", first)
+    h.pump()
+    assert not h.results, "finalised while a source had only just been idle"
+    h.produce("predictions", second)
+    h.produce("labels", labels)
+    h.pump()
+    h.settle()
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
