@@ -37,7 +37,8 @@ typecheck: install
 
 bench: install kafka-jars
 	$(PY) load_tests/bench_metrics.py
-	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_ingest.py
+	$(PY) load_tests/bench_ingest.py
+	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_stream.py --quick
 
 clean:
 	rm -rf .data .run
