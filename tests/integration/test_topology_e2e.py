@@ -215,3 +215,45 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: 
     finally:
         reader.close()
         worker.stop()
+
+
+def test_late_events_are_counted_not_lost_and_do_not_reopen(bootstrap: str,
+                                                            tmp_path: Path) -> None:
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
+        metrics={"min_sample_size": 10})
+    ensure_topics(settings)
+    preds, _ = events(400, seed=51, span_ms=120_000)  # windows T0 and T0 + 60 s
+    # Far-future events (ten minutes on) push every partition's watermark past both windows.
+    pusher = [dict(preds[0], request_id=f"push-{i}", timestamp=T0 + 600_000 + i)
+              for i in range(60)]
+    late = [dict(preds[0], request_id=f"late-{i}", timestamp=T0 + 1_000 + i) for i in range(25)]
+    reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
+    worker = WorkerProcess(config, settings)
+    try:
+        with MonitorClient.from_settings(settings) as client:
+            for event in [*preds, *pusher]:
+                client.log_prediction(event)
+        worker.wait_until(lambda s: s["valid"].get("prediction", 0) >= 460, what="consumed")
+        time.sleep(2)
+        with MonitorClient.from_settings(settings) as client:
+            for event in late:
+                client.log_prediction(event)
+        first = sum(1 for e in preds if e["timestamp"] < T0 + 60_000)
+        want_count = {("m", "v1", "all", T0, "service", "count", ""): first}
+        want_late = {("m", "v1", "all", T0, "service", "late_events", ""): 25.0}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            reader.poll(1)
+            got = {k: reader.rows[k]["value"] for k in [*want_count, *want_late]
+                   if k in reader.rows}
+            if got == {**want_count, **want_late}:
+                break
+        assert got == {**want_count, **want_late}
+        stats = worker.stats()
+        assert stats is not None
+        late_total = sum(p.get("late_predictions", 0) for p in stats["partitions"].values())
+        assert late_total == 25, "counted once each, in their own window"
+    finally:
+        reader.close()
+        worker.stop()
