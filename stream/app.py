@@ -116,6 +116,19 @@ def create_app(
         while buffer.size > buffer_limit:
             await asyncio.sleep(0.005)
 
+    paused: set[TP] = set()
+
+    def flow_control(stage: PartitionStage) -> None:
+        """Pause this partition's labels while too many wait for their predictions."""
+        tp = TP(topics.labels, stage.partition)
+        verdict = stage.labels_too_far_ahead()
+        if verdict and tp not in paused:
+            app.consumer.pause_partitions({tp})
+            paused.add(tp)
+        elif verdict is False and tp in paused:
+            app.consumer.resume_partitions({tp})
+            paused.discard(tp)
+
     async def run_plan(stage: PartitionStage, plan: Plan, acks: InOrderAcks) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
         for frame in plan.broadcast:
@@ -126,6 +139,7 @@ def create_app(
         handles = stage.commit(plan)
         if stages.get(stage.partition) is stage:  # not revoked meanwhile: else replayed
             await acks.done(handles)
+            flow_control(stage)
         await backpressure()
 
     last_offset: dict[int, int] = {}
@@ -214,6 +228,7 @@ def create_app(
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
+        paused.difference_update(revoked)
         for acks in (acks1, acks2):
             if acks is not None:
                 acks.forget(revoked)

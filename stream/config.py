@@ -66,6 +66,9 @@ class WindowSettings(_Frozen):
     label_horizon_s: int = Field(default=7 * 86_400, ge=0)
     early_label_ttl_s: int = Field(default=3_600, ge=0)
     revision_interval_s: float = Field(default=10.0, gt=0)
+    #: Labels waiting for their prediction, per partition, before reading labels pauses (a
+    #: backlog would otherwise let labels run far ahead of predictions and pile up here).
+    max_early_labels: int = Field(default=50_000, ge=1)
     tick_interval_s: float = Field(default=1.0, gt=0)
 
 

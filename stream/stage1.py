@@ -91,6 +91,7 @@ class PartitionStage:
         self.perf: dict[WindowId, PerfWindow] = {}
         self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
         self.expiry: list[tuple[int, bytes]] = []
+        self.early_pending = 0  # labels in the table still waiting for their prediction
         self.counters: Counter[str] = Counter()
         self.last_data = clock()
         self.last_revision = clock()
@@ -135,6 +136,7 @@ class PartitionStage:
                 continue
             self._expire_later(entry, request_id)
             if entry.window is None:
+                self.early_pending += 1
                 continue
             if entry.late:
                 self._perf_window(entry.window).late += 1
@@ -172,6 +174,7 @@ class PartitionStage:
                         late=closed)
             if entry is not None:  # the label came first
                 new.label, new.lpos, new.lts = entry.label, entry.lpos, entry.lts
+                self.early_pending -= 1
                 labelled.setdefault(wid, []).append(new)
                 self.counters["joined_early_labels"] += 1
             self.joins[request_id] = new.encode()
@@ -223,6 +226,7 @@ class PartitionStage:
             self.joins[request_id] = entry.encode()
             if entry.window is None:
                 self.counters["early_labels"] += 1
+                self.early_pending += 1
                 self._expire_later(entry, request_id)
             else:
                 labelled.setdefault(entry.window, []).append(entry)
@@ -317,12 +321,23 @@ class PartitionStage:
             del self.joins[request_id]
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
+                self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
         horizon_clock = self.max_ts - self.horizon_ms
         for wid in [w for w in self.perf if w.end(self.size_ms) < horizon_clock]:
             if wid not in self.open:
                 del self.perf[wid]
+
+    def labels_too_far_ahead(self) -> bool | None:
+        """True: pause reading labels (too many wait for predictions); False: resume
+        (half drained); None: leave as is. Keeps the join state bounded under a backlog."""
+        limit = self.settings.windows.max_early_labels
+        if self.early_pending > limit:
+            return True
+        if self.early_pending <= limit // 2:
+            return False
+        return None
 
     def commit(self, plan: Plan) -> list[Any]:
         """After the plan's frames were delivered: persist progress, return handles to ack."""
@@ -337,6 +352,7 @@ class PartitionStage:
             "open_events": sum(w.events for w in self.open.values()),
             "perf_windows": len(self.perf),
             "join_entries_tracked": len(self.expiry),
+            "early_labels_waiting": self.early_pending,
             "closed_through": self.closed_through,
             "max_event_time": self.max_ts,
             "idle": self.idle,

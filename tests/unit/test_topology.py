@@ -413,3 +413,23 @@ def test_a_partition_quiet_at_start_is_waited_for_within_the_grace() -> None:
     h.pump()
     h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
+
+
+def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
+    settings = make_settings()
+    settings = settings.model_copy(update={
+        "topics": settings.topics.model_copy(update={"partitions": 1}),
+        "windows": settings.windows.model_copy(update={"max_early_labels": 20})})
+    preds, labels = make_events(100, seed=19)
+    h = Harness(settings)
+    h.produce("labels", labels)
+    h.pump()
+    stage = h.stage1[0]
+    assert stage.early_pending == len(labels) > 20
+    assert stage.labels_too_far_ahead() is True
+    h.produce("predictions", preds)
+    h.pump()
+    assert stage.early_pending == 0
+    assert stage.labels_too_far_ahead() is False
+    h.crash()  # rebuilt from the table: nothing waits
+    assert h.stage1[0].early_pending == 0
