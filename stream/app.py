@@ -28,6 +28,7 @@ import orjson
 from faust.types import TP
 from faust.web import Request, Response, View
 
+from stream import faust_fixes
 from stream.acks import InOrderAcks
 from stream.config import Settings
 from stream.ingest import DeadLetter, Ingest, Source
@@ -63,6 +64,7 @@ def create_app(
     settings: Settings, sources: int, references: References, store: Store | None = None
 ) -> faust.App:
     """Build the worker's Faust app; ``sources`` is the input topics' partition count."""
+    faust_fixes.apply()
     worker = settings.worker
     topics = settings.topics
     app = faust.App(
@@ -79,7 +81,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        consumer_max_fetch_size=PARTIALS_MAX_BYTES,
+        consumer_max_fetch_size=4 * 1024 * 1024,  # a larger frame still comes (KIP-74)
         producer_max_request_size=PARTIALS_MAX_BYTES,
         stream_buffer_maxsize=64,
         stream_wait_empty=False,  # messages wait for their windows; never block a rebalance

@@ -68,7 +68,7 @@ class WindowSettings(_Frozen):
     revision_interval_s: float = Field(default=10.0, gt=0)
     #: Labels waiting for their prediction, per partition, before reading labels pauses (a
     #: backlog would otherwise let labels run far ahead of predictions and pile up here).
-    max_early_labels: int = Field(default=50_000, ge=1)
+    max_early_labels: int = Field(default=10_000, ge=1)
     tick_interval_s: float = Field(default=1.0, gt=0)
 
 
