@@ -83,7 +83,7 @@ def create_app(
         broker_heartbeat_interval=1,
         consumer_max_fetch_size=4 * 1024 * 1024,  # a larger frame still comes (KIP-74)
         producer_max_request_size=PARTIALS_MAX_BYTES,
-        stream_buffer_maxsize=8,  # batch messages: bounds what gets past a pause
+        stream_buffer_maxsize=64,
         stream_wait_empty=False,  # messages wait for their windows; never block a rebalance
     )
     names = internal_topics(settings)
