@@ -1,18 +1,43 @@
-"""One correction to faust-streaming 0.15.3, applied when the app is built.
+"""Two corrections to faust-streaming 0.15.3, applied when the app is built.
 
-Faust's own stream-buffer flow control re-activates a partition when its buffer drains
-(``Consumer.on_buffer_drop``) without checking whether it was paused with
-``pause_partitions``: a paused partition silently resumes. Our label flow control
-(:func:`stream.app.create_app`) pauses a partition's labels while too many wait for their
-predictions; with the original method that pause lasted until the next buffer drain, and
-under a backlog labels kept piling up (seen in ``load_tests/bench_stream.py``).
+1. Faust flushes its producer before committing offsets, so that table changelogs are
+   durable before the offsets that produced them. But ``ProducerBuffer.flush`` gives up as
+   soon as one message takes more than 0.1 s to hand over, and the last message taken from
+   the queue may still be on its way to the client: under load, offsets were committed while
+   changelog writes were still queued, and a SIGKILL then lost them (our crash test lost a
+   window's progress record this way, and the window was rebuilt from too few events). The
+   replacement waits until the queue is empty and nothing is in flight; the aiokafka flush
+   that follows then waits for delivery.
+2. Faust's stream-buffer flow control re-activates a partition when its buffer drains
+   (``Consumer.on_buffer_drop``) without checking whether it was paused with
+   ``pause_partitions``: a paused partition silently resumes. Our label flow control pauses
+   a partition's labels while too many wait for their predictions; with the original method
+   that pause lasted until the next buffer drain.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.transport.producer import ProducerBuffer
+
+
+async def _send_pending(self: Any, fut: Any) -> None:
+    self._in_flight = getattr(self, "_in_flight", 0) + 1
+    try:
+        await fut.message.channel.publish_message(fut, wait=False)
+    finally:
+        self._in_flight -= 1
+
+
+async def _flush(self: Any) -> None:
+    """Return once every queued message has been handed to the Kafka client."""
+    while self.size or getattr(self, "_in_flight", 0):
+        if self.state != "running" and self.size:
+            raise RuntimeError("Cannot flush: Producer not Running")
+        await asyncio.sleep(0.002)
 
 
 def _on_buffer_drop(self: Any, tp: Any) -> None:
@@ -24,5 +49,7 @@ def _on_buffer_drop(self: Any, tp: Any) -> None:
 
 
 def apply() -> None:
-    """Idempotent: patch the class before any consumer binds the method."""
+    """Idempotent: patch the classes before any consumer or producer binds the methods."""
     Consumer.on_buffer_drop = _on_buffer_drop  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = _send_pending  # type: ignore[method-assign]
+    ProducerBuffer.flush = _flush  # type: ignore[method-assign]

@@ -133,7 +133,12 @@ class MergeStage:
             return plan
         # A prediction-side partial.
         if final is None:
-            self.partials.setdefault(wid, {})[frame.source] = frame
+            # A source re-sends a window only after a restart, rebuilt from the messages it
+            # read again: the same events, or (if its progress record was lost) a subset.
+            # Keep the larger; the first one's messages stay unacked until finalisation.
+            kept = self.partials.setdefault(wid, {}).get(frame.source)
+            if kept is None or int(frame.header["n"]) >= int(kept.header["n"]):
+                self.partials[wid][frame.source] = frame
             self.waiting.setdefault(wid, []).append(handle)
             self._finalise_ready(plan)
             return plan

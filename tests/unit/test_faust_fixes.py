@@ -30,3 +30,36 @@ def test_apply_patches_faust() -> None:
 
     faust_fixes.apply()
     assert Consumer.on_buffer_drop is faust_fixes._on_buffer_drop
+
+
+def test_flush_waits_for_the_queue_and_the_message_in_flight() -> None:
+    import asyncio
+
+    class Buffer:
+        state = "running"
+
+        def __init__(self) -> None:
+            self.queue = 3
+            self._in_flight = 1
+
+        @property
+        def size(self) -> int:
+            return self.queue
+
+    async def scenario() -> bool:
+        buffer: Any = Buffer()
+
+        async def drain() -> None:
+            while buffer.queue:
+                await asyncio.sleep(0.01)
+                buffer.queue -= 1
+            await asyncio.sleep(0.05)
+            buffer._in_flight = 0
+
+        task = asyncio.ensure_future(drain())
+        await faust_fixes._flush(buffer)
+        done = buffer.queue == 0 and buffer._in_flight == 0
+        await task
+        return done
+
+    assert asyncio.run(scenario())

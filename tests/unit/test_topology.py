@@ -433,3 +433,29 @@ def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
     assert stage.labels_too_far_ahead() is False
     h.crash()  # rebuilt from the table: nothing waits
     assert h.stage1[0].early_pending == 0
+
+
+def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
+    """A source that lost its progress record re-sends a window rebuilt from fewer events."""
+    from stream.metrics.window import WindowState
+    from stream.windows import WindowId, encode_frame
+
+    settings = make_settings()
+    merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))
+    wid = WindowId(T0, "m", "v1")
+    preds, _ = make_events(30, seed=23, span_ms=50_000)
+
+    def partial(events: list[dict[str, Any]]) -> bytes:
+        state = WindowState.for_model(settings.metrics.model("m"), settings.metrics)
+        state.add_predictions(events)
+        return encode_frame("partial", 0, {"wid": wid.as_list(), "n": len(events)},
+                            {"all": state})
+
+    merge.on_frame(partial(preds), "first")
+    merge.on_frame(partial(preds[-4:]), "rebuilt")
+    plan = merge.on_frame(encode_frame("progress", 0, {"ct": T0 + 60_000, "idle": False}, {}),
+                          "progress")
+    [result] = plan.results
+    count = next(r for r in result.metrics if r.metric == "count" and r.segment == "all")
+    assert count.value == 30
+    assert set(plan.acks) == {"first", "rebuilt", "progress"}
