@@ -149,6 +149,10 @@ class PartitionStage:
     # ------------------------------------------------------------------ events
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
+        # Read again each time: cheap, and right even if the table was still being
+        # restored when this stage was created.
+        self.closed_through = max(self.closed_through,
+                                  int(self.progress.get(self._progress_key, 0)))
         self.last_data = self.clock()
         resumed, self.idle = self.idle, False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
