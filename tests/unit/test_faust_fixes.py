@@ -30,6 +30,9 @@ def test_apply_patches_faust() -> None:
 
     faust_fixes.apply()
     assert Consumer.on_buffer_drop is faust_fixes._on_buffer_drop
+    from faust.transport.producer import ProducerBuffer
+
+    assert ProducerBuffer.flush is not faust_fixes._flush  # not applied: see apply()
 
 
 def test_flush_waits_for_the_queue_and_the_message_in_flight() -> None:
