@@ -21,7 +21,6 @@ import asyncio
 from typing import Any
 
 from faust.transport.consumer import Consumer
-from faust.transport.producer import ProducerBuffer
 
 
 async def _send_pending(self: Any, fut: Any) -> None:
