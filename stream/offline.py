@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.config import Settings
-from stream.metrics.fairness import fairness_rows
 from stream.metrics.segments import SegmentRouter, cap_segments
-from stream.metrics.window import WindowState, evaluate_window
-from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
-from stream.stage2 import References, settle
+from stream.metrics.window import WindowState
+from stream.results import DriftRow, MetricRow, WindowResults
+from stream.stage2 import References, evaluate_closed_window
 from stream.windows import WindowId, window_start
 
 
@@ -59,22 +58,9 @@ def offline_results(
             pairs = [(e, label_of[e["request_id"]]) for e in group if e["request_id"] in label_of]
             state.add_labelled(pairs)
         capped = cap_segments(states, metrics.segment_cap)
-        revision = capped[ALL_SEGMENT].n_labelled
-        reference = references.get(wid.model_id, wid.model_version)
-        end = wid.end(size_ms)
-        window_rows: list[MetricRow] = []
-        for seg, state in capped.items():
-            key = WindowKey(wid.model_id, wid.model_version, seg, wid.window_start, end)
-            result = evaluate_window(state, reference, metrics, model, key, 0, computed_at)
-            drift.extend(result.drift)
-            window_rows.extend(result.metrics)
-        n = capped[ALL_SEGMENT].n_predictions
-        window_rows.append(MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
-                              end, "service", "late_events", "", 0.0, n, revision,
-                              revision / n if n else None, revision, computed_at))
-        if model.protected_attribute:
-            key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start, end)
-            window_rows.extend(fairness_rows(capped, model.protected_attribute, key, revision,
-                                             computed_at))
-        rows.extend(settle(window_rows, revision))
+        result = evaluate_closed_window(wid, capped, 0, settings,
+                                        references.get(wid.model_id, wid.model_version),
+                                        computed_at)
+        drift.extend(result.drift)
+        rows.extend(result.metrics)
     return WindowResults(tuple(drift), tuple(rows))

@@ -65,6 +65,48 @@ class MergePlan:
     acks: list[Any] = field(default_factory=list)
 
 
+def window_key(wid: WindowId, segment: str, size_ms: int) -> WindowKey:
+    return WindowKey(wid.model_id, wid.model_version, segment, wid.window_start,
+                     wid.end(size_ms))
+
+
+def late_events_row(wid: WindowId, size_ms: int, late: int, predicted: int, labelled: int,
+                    revision: int, now: int) -> MetricRow:
+    """The window's late-event count, a revised row like performance."""
+    return MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
+                     wid.end(size_ms), "service", "late_events", "", float(late), predicted,
+                     labelled, labelled / predicted if predicted else None, revision, now)
+
+
+def evaluate_closed_window(
+    wid: WindowId, capped: dict[str, WindowState], late: int, settings: Settings,
+    reference: ReferenceProfile | None, now: int,
+) -> WindowResults:
+    """Every row of a finalised window from its merged, capped per-segment states.
+
+    Shared by stage 2 and :func:`stream.offline.offline_results`, so that the stream and
+    the offline computation differ only in how the states were built.
+    """
+    size_ms = settings.windows.size_s * 1000
+    model = settings.metrics.model(wid.model_id)
+    everything = capped.get(ALL_SEGMENT)
+    labelled = everything.n_labelled if everything is not None else 0
+    predicted = everything.n_predictions if everything is not None else 0
+    revision = labelled + late
+    drift: list[DriftRow] = []
+    metrics: list[MetricRow] = []
+    for seg, state in capped.items():
+        key = window_key(wid, seg, size_ms)
+        result = evaluate_window(state, reference, settings.metrics, model, key, 0, now)
+        drift.extend(result.drift)
+        metrics.extend(result.metrics)
+    metrics.append(late_events_row(wid, size_ms, late, predicted, labelled, revision, now))
+    if model.protected_attribute:
+        metrics.extend(fairness_rows(capped, model.protected_attribute,
+                                     window_key(wid, ALL_SEGMENT, size_ms), revision, now))
+    return WindowResults(tuple(drift), tuple(settle(metrics, revision)))
+
+
 def _merge_all(states: list[WindowState]) -> WindowState:
     out = states[0]
     for state in states[1:]:
@@ -219,25 +261,10 @@ class MergeStage:
             combined.setdefault(seg, state)
         capped = cap_segments(combined, self.settings.metrics.segment_cap)
         late = sum(int(f.header["late"]) for f in perf_frames)
-        revision = capped[ALL_SEGMENT].n_labelled + late if ALL_SEGMENT in capped else late
-        now = self.clock_ms()
         model = self.settings.metrics.model(wid.model_id)
         reference = self.references.get(wid.model_id, wid.model_version)
-        drift: list[DriftRow] = []
-        metrics: list[MetricRow] = []
-        for seg, state in capped.items():
-            key = WindowKey(wid.model_id, wid.model_version, seg, wid.window_start,
-                            wid.end(self.size_ms))
-            result = evaluate_window(state, reference, self.settings.metrics, model, key, 0, now)
-            drift.extend(result.drift)
-            metrics.extend(result.metrics)
-        metrics.append(self._late_row(wid, late, revision, capped, now))
-        if model.protected_attribute:
-            key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
-                            wid.end(self.size_ms))
-            metrics.extend(fairness_rows(capped, model.protected_attribute, key, revision, now))
-        metrics = settle(metrics, revision)
-        plan.results.append(WindowResults(tuple(drift), tuple(metrics)))
+        plan.results.append(evaluate_closed_window(wid, capped, late, self.settings, reference,
+                                                   self.clock_ms()))
         if model.reference_window_start == wid.window_start and ALL_SEGMENT in capped:
             plan.references.append((wid.model_id, ReferenceProfile.from_state(
                 capped[ALL_SEGMENT])))
@@ -249,15 +276,6 @@ class MergeStage:
         }
         plan.finals[wid.key()] = orjson.dumps(final)
         self.finalised += 1
-
-    def _late_row(self, wid: WindowId, late: int, revision: int,
-                  states: dict[str, WindowState], now: int) -> MetricRow:
-        all_state = states.get(ALL_SEGMENT)
-        n = all_state.n_predictions if all_state is not None else 0
-        labelled = all_state.n_labelled if all_state is not None else 0
-        return MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
-                         wid.end(self.size_ms), "service", "late_events", "", float(late), n,
-                         labelled, labelled / n if n else None, revision, now)
 
     def _revise(self, wid: WindowId, final: dict[str, Any], plan: MergePlan) -> None:
         """New performance rows for a finalised window from the latest labelled sides."""
@@ -289,15 +307,11 @@ class MergeStage:
                                       wid.end(self.size_ms), "performance", metric, "", value,
                                       state.n_labelled, state.n_labelled, coverage, revision,
                                       now))
-        n_all = int(kept.get(ALL_SEGMENT, 0))
-        rows.append(MetricRow(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
-                              wid.end(self.size_ms), "service", "late_events", "", float(late),
-                              n_all, labelled_all, labelled_all / n_all if n_all else None,
-                              revision, now))
+        rows.append(late_events_row(wid, self.size_ms, late, int(kept.get(ALL_SEGMENT, 0)),
+                                    labelled_all, revision, now))
         model = self.settings.metrics.model(wid.model_id)
         if model.protected_attribute:
-            key = WindowKey(wid.model_id, wid.model_version, ALL_SEGMENT, wid.window_start,
-                            wid.end(self.size_ms))
+            key = window_key(wid, ALL_SEGMENT, self.size_ms)
             rows.extend(row for row in fairness_rows(merged, model.protected_attribute, key,
                                                      revision, now)
                         if row.metric == "equal_opportunity_difference")

@@ -266,10 +266,8 @@ def test_duplicates_count_once() -> None:
     h.pump()
     h.settle()
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
-    stats = {k: v for p in h.stage1.values() for k, v in p.counters.items()}
     assert sum(s.counters["duplicate_predictions"] for s in h.stage1.values()) == 50
     assert sum(s.counters["duplicate_labels"] for s in h.stage1.values()) == 30
-    assert stats
 
 
 @pytest.mark.parametrize("crash_after", [5, 40, 90, 150])
