@@ -183,7 +183,7 @@ def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference:
     "known bug, issue 4 stays open: under CPU load, a worker killed within seconds of its "
     "start can restart with its progress record missing while some of a window's offsets "
     "are committed; the window is then rebuilt from a subset (seen: 1,375 of 1,500). "
-    "Passes when the machine is not loaded."))
+    "Intermittent: failed 4 of 10 runs, mostly under CPU load."))
 def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: Path) -> None:
     settings, config = make_settings(
         bootstrap, tmp_path, topics={"partitions": 4}, windows=FAST, store={"kind": "none"},
