@@ -77,14 +77,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(bootstrap: str, folder: Path) -> tuple[Settings, Path]:
+def write_config(bootstrap: str, folder: Path,
+                 table_store: str = "memory://") -> tuple[Settings, Path]:
     tag = uuid.uuid4().hex[:8]
     doc = {
         "kafka": {"bootstrap": bootstrap},
         "topics": {"predictions": f"bpred-{tag}", "labels": f"blabels-{tag}",
                    "dead_letter": f"bdlq-{tag}", "alerts": f"balerts-{tag}", "partitions": 4},
         "worker": {"app_id": f"bench-{tag}", "data_dir": str(folder / "worker"),
-                   "web_port": free_port(), "table_store": "memory://"},
+                   "web_port": free_port(), "table_store": table_store},
         "windows": WINDOWS,
         "store": {"kind": "none"},
         "metrics": {"segments": ["country"]},
@@ -359,20 +360,23 @@ def main() -> int:
     ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--timeout", type=float, default=330.0,
                     help="give up waiting for the worker after this many seconds")
+    ap.add_argument("--table-store", default="memory://",
+                    help="the worker's Faust table store: memory:// or rocksdb://")
     args = ap.parse_args()
     n = 100_000 if args.quick else args.events
     bootstrap = os.environ.get("TIDEWATCH_KAFKA__BOOTSTRAP")
     if not bootstrap:
         ap.error("TIDEWATCH_KAFKA__BOOTSTRAP is not set (run under local_kafka.py run)")
     folder = Path(tempfile.mkdtemp(prefix="tw-bench-"))
-    settings, config = write_config(bootstrap, folder)
+    settings, config = write_config(bootstrap, folder, args.table_store)
     ensure_topics(settings)
     win = settings.windows
     print(f"{n:,} predictions at {args.event_rate:g}/s of event time "
           f"({n / args.event_rate / 3600:.1f} h), ~{LABEL_SHARE:.0%} labelled; windows "
           f"{win.size_s} s, lateness {win.allowed_lateness_s} s, horizon "
           f"{win.label_horizon_s} s, early TTL {win.early_label_ttl_s} s, idle "
-          f"{win.idle_partition_timeout_s:g} s; worker log {folder / 'worker.log'}\n")
+          f"{win.idle_partition_timeout_s:g} s; tables {args.table_store}; "
+          f"worker log {folder / 'worker.log'}\n")
 
     worker = Worker(config, settings)
     samples: list[Sample] = []

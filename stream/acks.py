@@ -38,7 +38,7 @@ class InOrderAcks:
         for event in events:
             key = (event.message.tp, event.message.offset)
             slot = self._slots.get(key)
-            if slot is not None:
+            if slot is not None and slot[0] is event:  # not a stale one from before a revoke
                 slot[1] = True
                 touched.add(event.message.tp)
         for tp in touched:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -31,6 +31,7 @@ from faust.web import Request, Response, View
 from stream import faust_fixes
 from stream.acks import InOrderAcks
 from stream.config import Settings
+from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.sink import decode_results, encode_results
 from stream.stage1 import PartitionStage, Plan
@@ -72,7 +73,9 @@ def create_app(
         broker=f"kafka://{settings.kafka.bootstrap}",
         broker_credentials=_broker_credentials(settings),
         store=worker.table_store,
-        datadir=str(worker.data_dir),
+        # Per app: a RocksDB table folder belongs to one app's changelogs (Faust keeps the
+        # changelog offset it has applied inside it).
+        datadir=str(worker.data_dir / worker.app_id),
         topic_partitions=sources,
         topic_replication_factor=topics.replication_factor,
         web_enabled=worker.web_enabled,
@@ -95,14 +98,20 @@ def create_app(
     reference_topic = _raw_topic(app, names["references"], 1)
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
-    def table(name: str, value_type: type = bytes) -> Any:
-        return app.Table(name, partitions=sources, key_type=bytes, value_type=value_type)
+    # What each agent must see delivered before it acks (see stream.durable).
+    writes1, writes2 = WriteLog(), WriteLog()
 
-    joins, progress = table("joins"), table("progress", int)
-    perf, finals = table("perf"), table("finals")
+    def table(name: str, writes: WriteLog, value_type: type = bytes) -> Any:
+        return tracked_table(app, name, writes, partitions=sources, key_type=bytes,
+                             value_type=value_type)
+
+    joins, progress = table("joins", writes1), table("progress", writes1, int)
+    perf, finals = table("perf", writes2), table("finals", writes2)
 
     async def send_dead_letter(letter: DeadLetter) -> None:
-        await dead_letters.send(key=letter.key, value=letter.value, headers=letter.headers)
+        sent = await dead_letters.send(key=letter.key, value=letter.value,
+                                       headers=letter.headers)
+        writes1.add(cast("asyncio.Future[Any]", sent))  # acked with the message once delivered
 
     ingest = Ingest({topics.predictions: "prediction", topics.labels: "label"},
                     worker.max_message_bytes, send_dead_letter)
@@ -131,7 +140,7 @@ def create_app(
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
 
-    async def run_plan(stage: PartitionStage, plan: Plan, acks: InOrderAcks) -> None:
+    async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
         for frame in plan.broadcast:
             sent.extend([await partials.send(value=frame, partition=q)
@@ -139,8 +148,9 @@ def create_app(
         for future in sent:
             await future  # delivered, before progress is recorded and offsets may move
         handles = stage.commit(plan)
-        if stages.get(stage.partition) is stage:  # not revoked meanwhile: else replayed
-            await acks.done(handles)
+        current = stages.get(stage.partition) is stage  # else revoked: replayed elsewhere
+        await acks.after(writes1.take(), handles if current else [])  # once writes are in
+        if current:
             flow_control(stage)
         await backpressure()
 
@@ -162,9 +172,10 @@ def create_app(
     async def stage1_agent(stream: Any) -> None:
         nonlocal acks1
         manual = stream.noack()
-        acks = acks1 = InOrderAcks(manual.ack)
+        in_order = acks1 = InOrderAcks(manual.ack)
+        acks = AckAfterDelivery(in_order.done)
         async for event in manual.events():
-            acks.register(event)
+            in_order.register(event)
             message = event.message
             stage = stages.get(message.partition)
             if stage is None:
@@ -180,7 +191,7 @@ def create_app(
                 last_offset[message.partition] = message.offset
             decoded = await ingest.handle(event.value, message.key, source)
             if not decoded.valid:
-                await acks.done([event])
+                await acks.after(writes1.take(), [event])
             elif message.topic == topics.predictions:
                 await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
                                acks)
@@ -192,9 +203,10 @@ def create_app(
     async def stage2_agent(stream: Any) -> None:
         nonlocal acks2
         manual = stream.noack()
-        acks = acks2 = InOrderAcks(manual.ack)
+        in_order = acks2 = InOrderAcks(manual.ack)
+        acks = AckAfterDelivery(in_order.done)
         async for event in manual.events():
-            acks.register(event)
+            in_order.register(event)
             partition = event.message.partition
             merge = merges.get(partition)
             if merge is None:
@@ -208,7 +220,8 @@ def create_app(
                          for model_id, profile in plan.references])
             for future in sent:
                 await future
-            await acks.done(merge.commit(plan))
+            handles = merge.commit(plan)
+            await acks.after(writes2.take(), handles if merges.get(partition) is merge else [])
 
     if store is not None:
         @app.agent(results, name="store", concurrency=1)

@@ -166,10 +166,15 @@ class PartitionStage:
             raw = self.joins.get(request_id)
             entry = Entry.decode(raw) if raw is not None else None
             closed = wid.end(self.size_ms) <= self.closed_through
-            if entry is not None and entry.pos is not None:
+            if raw is not None and entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
-                elif not closed:  # a replay after a restart: rebuild the open window
+                    continue
+                # A replay after a restart. Write the entry again: with an on-disk table
+                # store, the local copy may hold a write whose changelog message the crash
+                # lost, and the next owner of this partition would not see it.
+                self.joins[request_id] = raw
+                if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
                     self.max_ts = max(self.max_ts, ts)
                 continue
@@ -225,7 +230,9 @@ class PartitionStage:
             if entry.has_label:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
-                continue  # a replay is already in the table, and so in the labelled side
+                elif raw is not None:  # a replay: in the labelled side already; written
+                    self.joins[request_id] = raw  # again for the changelog (as above)
+                continue
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
             self.joins[request_id] = entry.encode()
             if entry.window is None:

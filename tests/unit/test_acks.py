@@ -41,3 +41,26 @@ def test_out_of_order_completion_acks_in_order() -> None:
         assert acks.pending() == 0
 
     asyncio.run(scenario())
+
+
+def test_a_stale_event_from_before_a_revoke_does_not_ack_its_successor() -> None:
+    """After a revoke and re-assignment the same offset arrives as a new event; finishing
+    the old one (queued before the revoke) must not ack the new one, still in progress."""
+    acked: list[int] = []
+
+    async def ack(event: Any) -> None:
+        acked.append(event.message.offset)
+
+    async def scenario() -> None:
+        acks = InOrderAcks(ack)
+        old = Event(Message("a", 0))
+        acks.register(old)
+        acks.forget({"a"})
+        new = Event(Message("a", 0))
+        acks.register(new)
+        await acks.done([old])
+        assert acked == []
+        await acks.done([new])
+        assert acked == [0]
+
+    asyncio.run(scenario())

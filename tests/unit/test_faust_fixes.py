@@ -30,39 +30,77 @@ def test_apply_patches_faust() -> None:
 
     faust_fixes.apply()
     assert Consumer.on_buffer_drop is faust_fixes._on_buffer_drop
-    from faust.transport.producer import ProducerBuffer
-
-    assert ProducerBuffer.flush is not faust_fixes._flush  # not applied: see apply()
 
 
-def test_flush_waits_for_the_queue_and_the_message_in_flight() -> None:
+class FakeFetcher:
+    """Just what ``Consumer.getmany`` touches."""
+
+    def __init__(self, records: dict[str, list[int]]) -> None:
+        self.records = records
+        self.active = set(records)
+        self.flow_active = True
+        self.should_stop = False
+        self.app: Any = type("App", (), {"consumer_generation_id": 1,
+                                         "monitor": type("M", (), {
+                                             "track_tp_end_offset": staticmethod(
+                                                 lambda tp, hw: None)})()})()
+        self.scheduler: Any = type("S", (), {"iterate": staticmethod(
+            lambda recs: ((tp, r) for tp, rs in recs.items() for r in rs))})()
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        return self.records, self.active
+
+    def highwater(self, tp: str) -> int:
+        return 0
+
+    def _to_message(self, tp: str, record: int) -> tuple[str, int]:
+        return tp, record
+
+
+def collect(consumer: Any, on_yield: Any = None) -> list[tuple[str, int]]:
     import asyncio
 
-    class Buffer:
-        state = "running"
+    async def run() -> list[tuple[str, int]]:
+        out = []
+        async for tp, message in faust_fixes._getmany(consumer, 1.0):
+            out.append(message)
+            if on_yield:
+                on_yield(consumer, tp)
+        return out
 
-        def __init__(self) -> None:
-            self.queue = 3
-            self._in_flight = 1
+    return asyncio.run(run())
 
-        @property
-        def size(self) -> int:
-            return self.queue
 
-    async def scenario() -> bool:
-        buffer: Any = Buffer()
+def test_getmany_hands_over_records_of_a_partition_paused_mid_batch() -> None:
+    """Faust dropped these (and then committed past them as a "gap")."""
+    consumer = FakeFetcher({"labels-0": [5, 6, 7], "preds-0": [1, 2]})
 
-        async def drain() -> None:
-            while buffer.queue:
-                await asyncio.sleep(0.01)
-                buffer.queue -= 1
-            await asyncio.sleep(0.05)
-            buffer._in_flight = 0
+    def pause_labels(c: Any, tp: str) -> None:
+        c.active.discard("labels-0")  # our flow control pausing labels after the first
 
-        task = asyncio.ensure_future(drain())
-        await faust_fixes._flush(buffer)
-        done = buffer.queue == 0 and buffer._in_flight == 0
-        await task
-        return done
+    got = collect(consumer, pause_labels)
+    assert got == [("labels-0", 5), ("labels-0", 6), ("labels-0", 7),
+                   ("preds-0", 1), ("preds-0", 2)]
 
-    assert asyncio.run(scenario())
+
+def test_getmany_stops_at_a_rebalance() -> None:
+    """What is not handed over then is read again from the committed offsets."""
+    consumer = FakeFetcher({"preds-0": [1, 2, 3]})
+
+    def rebalance(c: Any, tp: str) -> None:
+        c.app.consumer_generation_id = 2
+
+    assert collect(consumer, rebalance) == [("preds-0", 1)]
+
+
+def test_getmany_drops_a_batch_fetched_before_a_rebalance() -> None:
+    """Fetched at the old positions: handed over, they would open an offset gap."""
+    consumer = FakeFetcher({"partials-1": [3, 4]})
+    fetch = consumer._wait_next_records
+
+    async def rebalance_during_fetch(timeout: float) -> Any:
+        consumer.app.consumer_generation_id = 2
+        return await fetch(timeout)
+
+    consumer._wait_next_records = rebalance_during_fetch  # type: ignore[method-assign]
+    assert collect(consumer) == []
