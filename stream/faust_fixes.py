@@ -17,7 +17,15 @@
    to the committed offsets and reads them again); a pause takes effect from the next
    fetch. Gaps are logged as warnings: on our topics (no compaction, no transactions) there
    should be none.
-2. Faust's stream-buffer flow control re-activates a partition when its buffer drains
+2. A stream that skips a message because a rebalance is under way (flow control paused, or
+   the message is from an earlier consumer generation) still acks it, on the grounds that
+   a skipped message would otherwise add to the lag. But that message is read again after
+   the seek to the committed offsets; the stray ack lets the next commit pass it, and a
+   crash before the second reading is processed loses it (our SIGKILL test lost the first
+   message of a partition this way: acked while skipped at start-up, processed when read
+   again, then the worker was killed before its window closed). Only messages a stream
+   actually handed over (Faust marks them "tracked") are acked now.
+3. Faust's stream-buffer flow control re-activates a partition when its buffer drains
    (``Consumer.on_buffer_drop``) without checking whether it was paused with
    ``pause_partitions``: a paused partition silently resumes. Our label flow control pauses
    a partition's labels while too many wait for their predictions; with the original method
@@ -37,6 +45,15 @@ from faust.transport.consumer import Consumer
 
 log = logging.getLogger(__name__)
 _original_add_gap = Consumer._add_gap
+_original_ack = Consumer.ack
+
+
+def _ack(self: Any, message: Any) -> bool:
+    """Faust's ``Consumer.ack``, except for messages no stream handed over (see 2)."""
+    if not message.tracked:
+        return False
+    result: bool = _original_ack(self, message)
+    return result
 
 
 async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
@@ -83,4 +100,5 @@ def apply() -> None:
     """Idempotent: patch the class before any consumer binds the methods."""
     Consumer.getmany = _getmany  # type: ignore[method-assign]
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]
+    Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.on_buffer_drop = _on_buffer_drop  # type: ignore[method-assign]

@@ -104,3 +104,15 @@ def test_getmany_drops_a_batch_fetched_before_a_rebalance() -> None:
 
     consumer._wait_next_records = rebalance_during_fetch  # type: ignore[method-assign]
     assert collect(consumer) == []
+
+
+def test_a_message_no_stream_handed_over_is_not_acked(monkeypatch: Any) -> None:
+    """Skipped during a rebalance, it is read again; acking it would let a commit pass it."""
+    calls: list[int] = []
+    monkeypatch.setattr(faust_fixes, "_original_ack",
+                        lambda self, message: calls.append(message.offset) or True)
+    skipped = type("Message", (), {"tracked": False, "offset": 0})()
+    handed_over = type("Message", (), {"tracked": True, "offset": 1})()
+    assert faust_fixes._ack(None, skipped) is False
+    assert faust_fixes._ack(None, handed_over) is True
+    assert calls == [1]
