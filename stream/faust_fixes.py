@@ -11,12 +11,12 @@
      handed out (paused, or its stream buffer filled and drained), although the client's
      fetch position has already moved past them.
 
-   Our SIGKILL test lost messages this way (one of 25 predictions; one of partials, seen
-   with the warning below). The replacement takes the generation before the fetch and hands
-   over every record of the batch unless a rebalance began (then the new assignment seeks
-   to the committed offsets and reads them again); a pause takes effect from the next
-   fetch. Gaps are logged as warnings: on our topics (no compaction, no transactions) there
-   should be none.
+   Our SIGKILL test lost a partials message the first way (seen with the warning below);
+   the second was found reading the code beside it. The replacement takes the generation
+   before the fetch and hands over every record of the batch unless a rebalance began
+   (then the new assignment seeks to the committed offsets and reads them again); a pause
+   takes effect from the next fetch. Gaps are logged as warnings: on our topics (no
+   compaction, no transactions) there should be none.
 2. A stream that skips a message because a rebalance is under way (flow control paused, or
    the message is from an earlier consumer generation) still acks it, on the grounds that
    a skipped message would otherwise add to the lag. But that message is read again after
