@@ -7,13 +7,14 @@ Run (needs a broker; ``local_kafka.py run`` starts one and exports its address):
 
 Issue 4's acceptance: "Memory of the join state and of open windows stays bounded by
 configuration, measured with a stream of at least a million events". A ``tidewatch worker``
-process (store ``none``, tables ``memory://``, 4 partitions, 60 s windows, label horizon 600 s,
-early-label TTL 300 s, idle timeout 5 s) consumes ``--events`` predictions plus labels for half
-of them (a tenth of those sent well before their prediction, the rest 1-120 s of event time
-after), produced with the SDK (``MonitorClient``, 500 events per message). Event time advances
-at a fixed ``--event-rate`` predictions per second (default 25: a million events span 11 hours),
-so windows close and join entries expire continuously, and the bound on the join state,
-``event-rate x (horizon + window)`` entries, is the same whatever the event count.
+process (store ``none``, tables ``memory://`` unless ``--table-store``, 4 partitions, 60 s
+windows, label horizon 600 s, early-label TTL 300 s, idle timeout 5 s) consumes ``--events``
+predictions plus labels for half of them (a tenth of those sent well before their prediction,
+the rest 1-120 s of event time after), produced with the SDK (``MonitorClient``, 500 events per
+message). Event time advances at a fixed ``--event-rate`` predictions per second (default 25: a
+million events span 11 hours), so windows close and join entries expire continuously, and the
+bound on the join state, ``event-rate x (horizon + window)`` entries, is the same whatever the
+event count.
 
 Every ``--every`` seconds it samples the worker's RSS (``/proc/<pid>/status``) and ``/stats``
 (join entries, open windows and events, perf windows, stage-2 pending windows, consumed
