@@ -14,13 +14,19 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def recorder() -> tuple[list[Any], Any]:
+    """What was acked, and the ack function that records it."""
+    acked: list[Any] = []
+
+    async def ack(events: Any) -> None:
+        acked.extend(events)
+
+    return acked, ack
+
+
 def test_acks_wait_for_their_writes_and_all_earlier_ones() -> None:
     async def scenario() -> None:
-        acked: list[str] = []
-
-        async def ack(events: Any) -> None:
-            acked.extend(events)
-
+        acked, ack = recorder()
         loop = asyncio.get_running_loop()
         acks = AckAfterDelivery(ack)
         log = WriteLog()
@@ -43,11 +49,7 @@ def test_acks_wait_for_their_writes_and_all_earlier_ones() -> None:
 
 def test_a_message_without_writes_or_pending_acks_is_at_once() -> None:
     async def scenario() -> None:
-        acked: list[str] = []
-
-        async def ack(events: Any) -> None:
-            acked.extend(events)
-
+        acked, ack = recorder()
         acks = AckAfterDelivery(ack)
         await acks.after([], ["m0"])
         assert acked == ["m0"]
@@ -59,11 +61,7 @@ def test_a_message_without_writes_or_pending_acks_is_at_once() -> None:
 
 def test_a_failed_write_stops_the_acks() -> None:
     async def scenario() -> None:
-        acked: list[str] = []
-
-        async def ack(events: Any) -> None:
-            acked.extend(events)
-
+        acked, ack = recorder()
         future = asyncio.get_running_loop().create_future()
         acks = AckAfterDelivery(ack)
         await acks.after([future], ["m0"])
@@ -77,11 +75,7 @@ def test_a_failed_write_stops_the_acks() -> None:
 
 def test_the_queue_is_bounded_by_waiting_for_the_oldest_write() -> None:
     async def scenario() -> None:
-        acked: list[int] = []
-
-        async def ack(events: Any) -> None:
-            acked.extend(events)
-
+        acked, ack = recorder()
         loop = asyncio.get_running_loop()
         acks = AckAfterDelivery(ack, max_pending=2)
         futures = [loop.create_future() for _ in range(3)]
