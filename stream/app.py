@@ -101,9 +101,15 @@ def create_app(
     # What each agent must see delivered before it acks (see stream.durable).
     writes1, writes2 = WriteLog(), WriteLog()
 
+    store_options: dict[str, Any] = {}
+    if worker.table_store.startswith("rocksdb"):
+        budget = worker.rocksdb_memory_mb * 1024 * 1024
+        store_options = {"write_buffer_size": budget // 4, "max_write_buffer_number": 2,
+                         "block_cache_size": budget // 2}
+
     def table(name: str, writes: WriteLog, value_type: type = bytes) -> Any:
         return tracked_table(app, name, writes, partitions=sources, key_type=bytes,
-                             value_type=value_type)
+                             value_type=value_type, options=dict(store_options) or None)
 
     joins, progress = table("joins", writes1), table("progress", writes1, int)
     perf, finals = table("perf", writes2), table("finals", writes2)

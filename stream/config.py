@@ -51,6 +51,10 @@ class WorkerSettings(_Frozen):
     #: RocksDB (rocksdict wheel): join state on disk, not bounded by memory; "memory://" keeps
     #: it in RAM (about 20% faster, measured) and restores it from the changelogs at start.
     table_store: str = "rocksdb://"
+    #: Memory RocksDB may use per table partition (two write buffers of a quarter each, and a
+    #: block cache of half). Faust's defaults (3 x 64 MB buffers and a 2 GB cache per
+    #: partition) let a worker's RSS grow far past what the state needs.
+    rocksdb_memory_mb: int = Field(default=16, ge=4)
     data_dir: Path = Path(".data/worker")
     web_port: int = 6066
     web_enabled: bool = True
