@@ -49,7 +49,7 @@ class WorkerSettings(_Frozen):
 
     app_id: str = "tidewatch"
     #: RocksDB (rocksdict wheel): join state on disk, not bounded by memory; "memory://" keeps
-    #: it in RAM (about 20% faster, measured) and restores it from the changelogs at start.
+    #: it in RAM (about 12% faster, measured) and restores it from the changelogs at start.
     table_store: str = "rocksdb://"
     #: Memory RocksDB may use per table partition (two write buffers of a quarter each, and a
     #: block cache of half). Faust's defaults (3 x 64 MB buffers and a 2 GB cache per
