@@ -140,11 +140,13 @@ def create_app(
         tp = TP(topics.labels, stage.partition)
         verdict = stage.labels_too_far_ahead()
         if verdict and tp not in paused:
+            faust_fixes.held.add(tp)  # what is already fetched still comes (no offset gap)
             app.consumer.pause_partitions({tp})
             paused.add(tp)
         elif verdict is False and tp in paused:
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
+            faust_fixes.held.discard(tp)
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
@@ -250,12 +252,16 @@ def create_app(
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
+        faust_fixes.held.difference_update(revoked)
         for acks in (acks1, acks2):
             if acks is not None:
                 acks.forget(revoked)
         for tp in revoked:
             if tp.topic == topics.predictions:
                 stages.pop(tp.partition, None)
+                # Else a partition that comes back reads as caught up (no backlog) before
+                # it has replayed anything, and may be declared idle too soon.
+                last_offset.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
                 merges.pop(tp.partition, None)
 
