@@ -140,13 +140,11 @@ def create_app(
         tp = TP(topics.labels, stage.partition)
         verdict = stage.labels_too_far_ahead()
         if verdict and tp not in paused:
-            faust_fixes.held.add(tp)  # what is already fetched still comes (no offset gap)
             app.consumer.pause_partitions({tp})
             paused.add(tp)
         elif verdict is False and tp in paused:
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
-            faust_fixes.held.discard(tp)
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
@@ -252,7 +250,6 @@ def create_app(
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
-        faust_fixes.held.difference_update(revoked)
         for acks in (acks1, acks2):
             if acks is not None:
                 acks.forget(revoked)
