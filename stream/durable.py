@@ -35,8 +35,9 @@ Ack = Callable[[Iterable[Any]], Awaitable[None]]
 
 class ChangelogWriteFailed(StreamError):
     """A table's changelog write failed after the producer's retries: the state it carried
-    is not durable, so the messages that led to it must not be acked. The worker stops;
-    after a restart they are read again."""
+    is not durable, so the messages that led to it must not be acked. The agent raises
+    instead of acking: commits stop at those messages, and a restarted worker reads them
+    again. (What Faust's supervisor does with the crashed agent is not tested here.)"""
 
 
 class WriteLog:
