@@ -31,13 +31,14 @@ from faust.web import Request, Response, View
 from stream import faust_fixes
 from stream.acks import InOrderAcks
 from stream.config import Settings
+from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.sink import decode_results, encode_results
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
-from stream.topics import PARTIALS_MAX_BYTES, internal_topics
+from stream.topics import PARTIALS_MAX_BYTES, confluent_config, internal_topics
 
 log = logging.getLogger(__name__)
 
@@ -173,46 +174,86 @@ def create_app(
 
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
+    # Offsets Faust did not hand over are read beside it (see stream.contiguity).
+    reader = BrokerReader(confluent_config(settings.kafka), worker.app_id)
+    contiguity = Contiguity(reader, {topics.predictions, topics.labels,
+                                     partials.get_topic_name()})
+
+    def acker(stream: Any) -> Any:
+        async def ack(event: Any) -> None:
+            if not isinstance(event, RefetchedEvent):  # Faust never saw those
+                await stream.ack(event)
+        return ack
+
+    async def contiguous(stream: Any, in_order: InOrderAcks) -> Any:
+        """The stream's events, each partition's offsets without holes or repeats."""
+        async for event in stream.events():
+            before = await contiguity.admit(event.message)
+            if before is None:
+                continue
+            for item in [*before, event]:
+                in_order.register(item)
+                yield item
+
+    async def process1(event: Any, acks: AckAfterDelivery) -> None:
+        """One prediction or label message (from Faust, or read beside it)."""
+        message = event.message
+        stage = stages.get(message.partition)
+        if stage is None:
+            stage = stages[message.partition] = PartitionStage(
+                message.partition, settings, joins, progress)
+        source = Source(message.topic, message.partition, message.offset)
+        if message.topic == topics.predictions:
+            last_offset[message.partition] = message.offset
+        decoded = await ingest.handle(event.value, message.key, source)
+        if not decoded.valid:
+            await acks.after(writes1.take(), [event])
+        elif message.topic == topics.predictions:
+            await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
+                           acks)
+        else:
+            await run_plan(stage, stage.on_labels(decoded.valid, message.offset, event), acks)
+
+    async def tick1(event: Any, in_order: InOrderAcks, acks: AckAfterDelivery) -> None:
+        """A tick: first what Faust left unread at the end of this partition's inputs."""
+        partition = event.message.partition
+        for topic in (topics.predictions, topics.labels):
+            tp = TP(topic, partition)
+            if tp in paused:  # held back on purpose (flow control)
+                continue
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # not assigned (any more)
+                continue
+            for item in await contiguity.catch_up(tp, highwater):
+                in_order.register(item)
+                await process1(item, acks)
+        stage = stages.get(partition)
+        if stage is None:
+            stage = stages[partition] = PartitionStage(partition, settings, joins, progress)
+        plan = stage.tick(backlog(partition))
+        plan.acks.append(event)
+        await run_plan(stage, plan, acks)
 
     @app.agent(inputs, name="stage1", concurrency=1)
     async def stage1_agent(stream: Any) -> None:
         nonlocal acks1
         manual = stream.noack()
-        in_order = acks1 = InOrderAcks(manual.ack)
+        in_order = acks1 = InOrderAcks(acker(manual))
         acks = AckAfterDelivery(in_order.done)
-        async for event in manual.events():
-            in_order.register(event)
-            message = event.message
-            stage = stages.get(message.partition)
-            if stage is None:
-                stage = stages[message.partition] = PartitionStage(
-                    message.partition, settings, joins, progress)
-            if message.topic not in (topics.predictions, topics.labels):
-                plan = stage.tick(backlog(message.partition))
-                plan.acks.append(event)
-                await run_plan(stage, plan, acks)
-                continue
-            source = Source(message.topic, message.partition, message.offset)
-            if message.topic == topics.predictions:
-                last_offset[message.partition] = message.offset
-            decoded = await ingest.handle(event.value, message.key, source)
-            if not decoded.valid:
-                await acks.after(writes1.take(), [event])
-            elif message.topic == topics.predictions:
-                await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
-                               acks)
+        async for event in contiguous(manual, in_order):
+            if event.message.topic in (topics.predictions, topics.labels):
+                await process1(event, acks)
             else:
-                await run_plan(stage, stage.on_labels(decoded.valid, message.offset, event),
-                               acks)
+                await tick1(event, in_order, acks)
 
     @app.agent(partials, name="stage2", concurrency=1)
     async def stage2_agent(stream: Any) -> None:
         nonlocal acks2
         manual = stream.noack()
-        in_order = acks2 = InOrderAcks(manual.ack)
+        in_order = acks2 = InOrderAcks(acker(manual))
         acks = AckAfterDelivery(in_order.done)
-        async for event in manual.events():
-            in_order.register(event)
+        async for event in contiguous(manual, in_order):
             partition = event.message.partition
             merge = merges.get(partition)
             if merge is None:
@@ -250,6 +291,7 @@ def create_app(
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
+        contiguity.forget(revoked)
         for acks in (acks1, acks2):
             if acks is not None:
                 acks.forget(revoked)
@@ -267,6 +309,7 @@ def create_app(
         async def get(self, request: Request) -> Response:
             body = {
                 **ingest.stats.as_dict(),
+                "offsets": dict(contiguity.counters),
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
             }

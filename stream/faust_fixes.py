@@ -3,9 +3,9 @@
 1. ``Consumer.getmany`` can hand over records that leave a hole in a partition's offsets
    (a fetch that straddles a rebalance; records of a partition paused mid-batch are
    dropped). Faust records such a hole as a "gap", counts it as acked and commits past it.
-   A replacement of ``getmany`` made our SIGKILL test pass 16 of 16 under load but stalled
-   a partition in the 2-worker test, so it is not applied (see the README's known limits);
-   gaps are logged as warnings, so that one shows: on our topics there should be none.
+   Replacing ``getmany`` fixed one case and stalled partitions in others, so it is not
+   patched: :mod:`stream.contiguity` fills every hole from the broker before the agent goes
+   past it. Gaps are still logged as warnings here.
 2. A stream that skips a message because a rebalance is under way (flow control paused, or
    the message is from an earlier consumer generation) still acks it, on the grounds that
    a skipped message would otherwise add to the lag. But that message is read again after

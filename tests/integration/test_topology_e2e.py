@@ -153,11 +153,7 @@ def produce(settings: Settings, preds: list[dict[str, Any]],
 
 @pytest.mark.parametrize(("partitions", "workers"), [
     (1, 1),
-    pytest.param(4, 2, marks=pytest.mark.xfail(strict=False, reason=(
-        "known bug, issue 4 stays open: since this session's changes (acks after changelog "
-        "delivery, RocksDB default) the 2-worker run fails intermittently, in CI too: "
-        "windows finalised before a partition reported, or a worker short of ~300 "
-        "predictions after the start-up rebalance; not diagnosed yet"))),
+    (4, 2),
 ])
 def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference: Path,
                                       partitions: int, workers: int) -> None:
@@ -194,11 +190,6 @@ def late_counts(worker: WorkerProcess) -> str:
                          for p, s in stats.get("partitions", {}).items()}).decode()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, issue 4 stays open: faust-streaming 0.15.3 can hand over a fetch that "
-    "straddles a rebalance as the new generation's, ahead of the seek to the committed "
-    "offsets, and commits the hole (the worker logs 'offset gap'); a getmany replacement "
-    "that fixed it (16 of 16 runs under load) stalled other tests and is not applied"))
 @pytest.mark.parametrize("table_store", ["memory://", "rocksdb://"])
 def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: Path,
                                                       table_store: str) -> None:
