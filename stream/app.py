@@ -225,7 +225,9 @@ def create_app(
                 highwater = app.consumer.highwater(tp)
             except Exception:  # not assigned (any more)
                 continue
-            for item in await contiguity.catch_up(tp, highwater):
+            # The last offset Faust's fetcher passed on (internal to faust-streaming 0.15.3).
+            read_through = cast(Any, app.consumer)._read_offset.get(tp)
+            for item in await contiguity.catch_up(tp, highwater, read_through):
                 in_order.register(item)
                 await process1(item, acks)
         stage = stages.get(partition)

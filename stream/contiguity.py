@@ -19,10 +19,10 @@ So the agent checks each message's offset against the next one it expects:
 
 A hole at the end of what was produced shows no later message; we saw Faust hand over the
 first message of two partitions after a rebalance and none of the seven after it. So the
-agent also calls :meth:`Contiguity.catch_up` on every tick: when a partition's high
-watermark is past the next expected offset and nothing arrived on it for ``quiet_s``, the
-rest is read from the broker too. If Faust was only slow, its late copies are then skipped as
-second deliveries.
+agent also calls :meth:`Contiguity.catch_up` on every tick: when Faust's fetcher has passed
+on a partition up to its high watermark, but the agent still expects an earlier offset and
+nothing arrived on that partition for ``quiet_s``, the rest is read from the broker too. If
+Faust was only slow, its late copies are then skipped as second deliveries.
 
 Where a partition starts after an assignment is asked of the broker: the group's committed
 offset, or the partition's first offset if nothing was committed.
@@ -212,15 +212,20 @@ class Contiguity:
         self._seen[tp] = self._clock()
         return missing
 
-    async def catch_up(self, tp: Any, highwater: int | None) -> list[RefetchedEvent]:
+    async def catch_up(self, tp: Any, highwater: int | None,
+                       read_through: int | None) -> list[RefetchedEvent]:
         """On a tick: the messages up to ``highwater`` (the partition's end, as last seen)
-        if Faust has handed none over for ``quiet_s`` although they exist (at most
-        ``max_read`` at a time). Do not call it for a partition paused on purpose."""
+        that Faust says it has read (``read_through``, the last offset its fetcher passed
+        on, is at the end) but has not handed over for ``quiet_s`` (at most ``max_read`` at
+        a time). A partition Faust is merely behind on is left to Faust: reading ahead of
+        it would let labels run ahead of their predictions. Do not call it for a partition
+        paused on purpose."""
         topic, partition = tp.topic, tp.partition
-        if topic not in self._topics or highwater is None:
+        if topic not in self._topics or highwater is None or read_through is None:
             return []
         expected = await self._start(tp, topic, partition)
-        if highwater <= expected or self._clock() - self._seen[tp] < self._quiet_s:
+        if (highwater <= expected or read_through + 1 < highwater
+                or self._clock() - self._seen[tp] < self._quiet_s):
             return []
         end = min(highwater, expected + self._max_read)
         missing = await self._read(tp, topic, partition, expected, end)

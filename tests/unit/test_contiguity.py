@@ -118,11 +118,13 @@ def test_a_hole_at_the_end_is_read_once_the_partition_was_quiet() -> None:
     guard = Contiguity(reader, {"p"}, quiet_s=5, clock=clock)
     tp = TP("p", 0)
     assert asyncio.run(guard.admit(MsgTP("p", 0, 0, tp))) == []
-    assert asyncio.run(guard.catch_up(tp, 4)) == []  # not quiet long enough yet
+    assert asyncio.run(guard.catch_up(tp, 4, 3)) == []  # not quiet long enough yet
     clock.now += 6
-    events = asyncio.run(guard.catch_up(tp, 4))
+    assert asyncio.run(guard.catch_up(tp, 4, 2)) == []  # Faust has not read it all: behind
+    assert asyncio.run(guard.catch_up(tp, 4, None)) == []
+    events = asyncio.run(guard.catch_up(tp, 4, 3))
     assert [(e.message.offset, e.value) for e in events] == [(1, b"b"), (2, b"c"), (3, b"d")]
-    assert asyncio.run(guard.catch_up(tp, 4)) == []  # read: nothing more to do
+    assert asyncio.run(guard.catch_up(tp, 4, 3)) == []  # read: nothing more to do
     # Faust's late copies are second deliveries now.
     assert asyncio.run(guard.admit(MsgTP("p", 0, 2, tp))) is None
     assert asyncio.run(guard.admit(MsgTP("p", 0, 4, tp))) == []
@@ -133,13 +135,13 @@ def test_catch_up_reads_at_most_max_read_and_never_what_is_caught_up() -> None:
     reader = FakeReader({("p", 0): 10}, log={("p", 0): {o: b"x" for o in range(10, 30)}})
     guard = Contiguity(reader, {"p"}, quiet_s=1, max_read=5, clock=clock)
     tp = TP("p", 0)
-    assert asyncio.run(guard.catch_up(tp, 10)) == []  # start asked; nothing beyond it
+    assert asyncio.run(guard.catch_up(tp, 10, 9)) == []  # start asked; nothing beyond it
     clock.now += 2
-    assert asyncio.run(guard.catch_up(tp, 10)) == []
-    assert [e.message.offset for e in asyncio.run(guard.catch_up(tp, 30))] == [10, 11, 12, 13,
-                                                                                14]
-    assert asyncio.run(guard.catch_up(TP("ticks", 0), 99)) == []
-    assert asyncio.run(guard.catch_up(tp, None)) == []
+    assert asyncio.run(guard.catch_up(tp, 10, 9)) == []
+    assert [e.message.offset
+            for e in asyncio.run(guard.catch_up(tp, 30, 29))] == [10, 11, 12, 13, 14]
+    assert asyncio.run(guard.catch_up(TP("ticks", 0), 99, 98)) == []
+    assert asyncio.run(guard.catch_up(tp, None, 29)) == []
 
 
 @dataclass(frozen=True)
