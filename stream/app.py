@@ -230,6 +230,9 @@ def create_app(
             for item in await contiguity.catch_up(tp, highwater, read_through):
                 in_order.register(item)
                 await process1(item, acks)
+            rewind = contiguity.rewind_to(tp, highwater)
+            if rewind is not None:
+                await app.consumer.seek(tp, rewind)
         stage = stages.get(partition)
         if stage is None:
             stage = stages[partition] = PartitionStage(partition, settings, joins, progress)

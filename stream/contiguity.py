@@ -233,6 +233,27 @@ class Contiguity:
         self._seen[tp] = self._clock()
         return missing
 
+    def rewind_to(self, tp: Any, highwater: int | None, after_s: float = 10.0) -> int | None:
+        """On a tick: the offset to seek Faust's consumer back to when the partition has
+        messages past the next expected offset but Faust handed none over for ``after_s``
+        (seen after a rebalance: a partition's first message arrived, the next seven never,
+        and Faust's fetcher no longer counted them as read). Faust then fetches them again
+        at its own pace; copies it had queued are skipped as second deliveries. At most
+        once per ``after_s`` per partition. Do not call it for a partition paused on
+        purpose."""
+        if tp.topic not in self._topics or highwater is None:
+            return None
+        expected = self._next.get(tp)
+        now = self._clock()
+        if expected is None or highwater <= expected or now - self._seen[tp] < after_s:
+            return None
+        self._seen[tp] = now
+        self.counters["rewinds"] += 1
+        log.warning("%s[%d]: nothing handed over for %.0f s although offsets %d..%d exist; "
+                    "seeking back to %d", tp.topic, tp.partition, after_s, expected,
+                    highwater - 1, expected)
+        return expected
+
     def forget(self, tps: Any) -> None:
         """Revoked partitions: where they start is asked again after the next assignment."""
         for tp in tps:

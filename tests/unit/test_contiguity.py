@@ -150,3 +150,23 @@ class MsgTP:
     partition: int
     offset: int
     tp: Any
+
+
+def test_a_partition_faust_stopped_handing_over_is_rewound_once_per_period() -> None:
+    clock = Clock()
+    guard = Contiguity(FakeReader({("p", 0): 0}), {"p"}, clock=clock)
+    tp = TP("p", 0)
+    assert guard.rewind_to(tp, 8) is None  # nothing known yet
+    assert asyncio.run(guard.admit(MsgTP("p", 0, 0, tp))) == []
+    clock.now += 5
+    assert guard.rewind_to(tp, 8) is None  # not long enough
+    clock.now += 6
+    assert guard.rewind_to(tp, 8) == 1
+    assert guard.rewind_to(tp, 8) is None  # once per period
+    clock.now += 11
+    assert guard.rewind_to(tp, 8) == 1
+    assert asyncio.run(guard.admit(MsgTP("p", 0, 1, tp))) == []
+    clock.now += 11
+    assert guard.rewind_to(tp, 2) is None  # caught up
+    assert guard.rewind_to(TP("ticks", 0), 99) is None
+    assert guard.counters["rewinds"] == 2
