@@ -156,7 +156,7 @@ def produce(settings: Settings, preds: list[dict[str, Any]],
     pytest.param(4, 2, marks=pytest.mark.xfail(strict=False, reason=(
         "known bug, issue 4 stays open: after a start-up rebalance faust-streaming 0.15.3 "
         "can stop handing over a partition's predictions (the first arrives, the rest never, "
-        "and the tick check in stream/contiguity.py does not fire for it); failed 2 of 13 "
+        "and the tick check in stream/contiguity.py does not fire for it); failed 1 of 13 "
         "runs under CPU load and once in CI; not diagnosed"))),
 ])
 def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference: Path,
