@@ -195,13 +195,16 @@ def create_app(
                 in_order.register(item)
                 yield item
 
+    def stage_for(partition: int) -> PartitionStage:
+        stage = stages.get(partition)
+        if stage is None:
+            stage = stages[partition] = PartitionStage(partition, settings, joins, progress)
+        return stage
+
     async def process1(event: Any, acks: AckAfterDelivery) -> None:
         """One prediction or label message (from Faust, or read beside it)."""
         message = event.message
-        stage = stages.get(message.partition)
-        if stage is None:
-            stage = stages[message.partition] = PartitionStage(
-                message.partition, settings, joins, progress)
+        stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
         if message.topic == topics.predictions:
             last_offset[message.partition] = message.offset
@@ -233,9 +236,7 @@ def create_app(
             rewind = contiguity.rewind_to(tp, highwater)
             if rewind is not None:
                 await app.consumer.seek(tp, rewind)
-        stage = stages.get(partition)
-        if stage is None:
-            stage = stages[partition] = PartitionStage(partition, settings, joins, progress)
+        stage = stage_for(partition)
         plan = stage.tick(backlog(partition))
         plan.acks.append(event)
         await run_plan(stage, plan, acks)
