@@ -157,7 +157,7 @@ def produce(settings: Settings, preds: list[dict[str, Any]],
         "known bug, issue 4 stays open: after a start-up rebalance faust-streaming 0.15.3 "
         "can stop handing over a partition's predictions (the first arrives, the rest never, "
         "and the tick check in stream/contiguity.py does not fire for it); failed 1 of 13 "
-        "runs under CPU load and once in CI; not diagnosed"))),
+        "runs under CPU load and twice in CI; not diagnosed"))),
 ])
 def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference: Path,
                                       partitions: int, workers: int) -> None:
