@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from typing import Any, cast
 
 import faust
@@ -217,9 +218,12 @@ def create_app(
         else:
             await run_plan(stage, stage.on_labels(decoded.valid, message.offset, event), acks)
 
+    last_tick: dict[int, float] = {}
+
     async def tick1(event: Any, in_order: InOrderAcks, acks: AckAfterDelivery) -> None:
-        """A tick: first what Faust left unread at the end of this partition's inputs."""
+        """A tick: first what Faust dropped at the end of this partition's inputs."""
         partition = event.message.partition
+        last_tick[partition] = time.monotonic()
         for topic in (topics.predictions, topics.labels):
             tp = TP(topic, partition)
             if tp in paused:  # held back on purpose (flow control)
@@ -228,14 +232,10 @@ def create_app(
                 highwater = app.consumer.highwater(tp)
             except Exception:  # not assigned (any more)
                 continue
-            # The last offset Faust's fetcher passed on (internal to faust-streaming 0.15.3).
-            read_through = cast(Any, app.consumer)._read_offset.get(tp)
-            for item in await contiguity.catch_up(tp, highwater, read_through):
+            taken_to = faust_fixes.client_position(app.consumer, tp)
+            for item in await contiguity.catch_up(tp, highwater, taken_to):
                 in_order.register(item)
                 await process1(item, acks)
-            rewind = contiguity.rewind_to(tp, highwater)
-            if rewind is not None:
-                await app.consumer.seek(tp, rewind)
         stage = stage_for(partition)
         plan = stage.tick(backlog(partition))
         plan.acks.append(event)
@@ -310,12 +310,33 @@ def create_app(
             elif tp.topic == partials.get_topic_name():
                 merges.pop(tp.partition, None)
 
+    def positions() -> dict[str, Any]:
+        """Where each input partition stands, to diagnose a stuck one: the next offset the
+        agent expects, seconds since it had a message, the partition's end, how far the
+        Kafka client has handed records to Faust, and whether it is paused."""
+        now = time.monotonic()
+        out: dict[str, Any] = {"tick_age_s": {p: round(now - t, 1)
+                                              for p, t in sorted(last_tick.items())}}
+        known = contiguity.positions()
+        assigned = {tp for tp in app.consumer.assignment() if contiguity.guards(tp.topic)}
+        for tp in sorted(assigned | set(known)):
+            expected, quiet = known.get(tp, (None, None))
+            try:
+                highwater = app.consumer.highwater(tp)
+            except Exception:  # not assigned (any more)
+                highwater = None
+            out[f"{tp.topic}[{tp.partition}]"] = {
+                "next": expected, "quiet_s": quiet, "highwater": highwater,
+                "client_position": faust_fixes.client_position(app.consumer, tp),
+                "assigned": tp in assigned, "paused": tp in paused}
+        return out
+
     @app.page("/stats")
     class Stats(View):
         async def get(self, request: Request) -> Response:
             body = {
                 **ingest.stats.as_dict(),
-                "offsets": dict(contiguity.counters),
+                "offsets": {**contiguity.counters, "positions": positions()},
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
             }

@@ -17,12 +17,15 @@ So the agent checks each message's offset against the next one it expects:
   (:class:`BrokerReader`) and processed first, in order, then the message. An offset the
   broker has no record for (a transaction marker, compaction) is simply not there to read.
 
-A hole at the end of what was produced shows no later message; we saw Faust hand over the
-first message of two partitions after a rebalance and none of the seven after it. So the
-agent also calls :meth:`Contiguity.catch_up` on every tick: when Faust's fetcher has passed
-on a partition up to its high watermark, but the agent still expects an earlier offset and
-nothing arrived on that partition for ``quiet_s``, the rest is read from the broker too. If
-Faust was only slow, its late copies are then skipped as second deliveries.
+A hole at the end of what was produced shows no later message. We caught one live: after a
+start-up rebalance the Kafka client (aiokafka) had fetched and returned all eight messages of
+two prediction partitions, but Faust's ``getmany`` discarded them (it drops the rest of a
+fetched batch when the generation changes or a partition is not active at that instant) and
+none ever reached the agent. So the agent also calls :meth:`Contiguity.catch_up` on every
+tick: when the client's position has reached the partition's high watermark, but the agent
+still expects an earlier offset and nothing arrived on that partition for ``quiet_s``, the rest
+is read from the broker too. If Faust was only slow, its late copies are then skipped as
+second deliveries.
 
 Where a partition starts after an assignment is asked of the broker: the group's committed
 offset, or the partition's first offset if nothing was committed.
@@ -213,18 +216,18 @@ class Contiguity:
         return missing
 
     async def catch_up(self, tp: Any, highwater: int | None,
-                       read_through: int | None) -> list[RefetchedEvent]:
+                       taken_to: int | None) -> list[RefetchedEvent]:
         """On a tick: the messages up to ``highwater`` (the partition's end, as last seen)
-        that Faust says it has read (``read_through``, the last offset its fetcher passed
-        on, is at the end) but has not handed over for ``quiet_s`` (at most ``max_read`` at
-        a time). A partition Faust is merely behind on is left to Faust: reading ahead of
-        it would let labels run ahead of their predictions. Do not call it for a partition
-        paused on purpose."""
+        that Faust's fetcher has taken from the Kafka client (``taken_to``: the client's
+        position, the offset after the last record it returned) but that did not reach the
+        agent within ``quiet_s`` (at most ``max_read`` at a time). Messages Faust has not
+        taken yet are left to Faust: reading ahead of it would let labels run ahead of their
+        predictions. Do not call it for a partition paused on purpose."""
         topic, partition = tp.topic, tp.partition
-        if topic not in self._topics or highwater is None or read_through is None:
+        if topic not in self._topics or highwater is None or taken_to is None:
             return []
         expected = await self._start(tp, topic, partition)
-        if (highwater <= expected or read_through + 1 < highwater
+        if (highwater <= expected or taken_to < highwater
                 or self._clock() - self._seen[tp] < self._quiet_s):
             return []
         end = min(highwater, expected + self._max_read)
@@ -233,26 +236,14 @@ class Contiguity:
         self._seen[tp] = self._clock()
         return missing
 
-    def rewind_to(self, tp: Any, highwater: int | None, after_s: float = 10.0) -> int | None:
-        """On a tick: the offset to seek Faust's consumer back to when the partition has
-        messages past the next expected offset but Faust handed none over for ``after_s``
-        (seen after a rebalance: a partition's first message arrived, the next seven never,
-        and Faust's fetcher no longer counted them as read). Faust then fetches them again
-        at its own pace; copies it had queued are skipped as second deliveries. At most
-        once per ``after_s`` per partition. Do not call it for a partition paused on
-        purpose."""
-        if tp.topic not in self._topics or highwater is None:
-            return None
-        expected = self._next.get(tp)
+    def guards(self, topic: str) -> bool:
+        return topic in self._topics
+
+    def positions(self) -> dict[Any, tuple[int, float]]:
+        """Per partition: the next offset expected and the seconds since it last had a
+        message (for ``/stats``: a partition stuck behind its high watermark shows here)."""
         now = self._clock()
-        if expected is None or highwater <= expected or now - self._seen[tp] < after_s:
-            return None
-        self._seen[tp] = now
-        self.counters["rewinds"] += 1
-        log.warning("%s[%d]: nothing handed over for %.0f s although offsets %d..%d exist; "
-                    "seeking back to %d", tp.topic, tp.partition, after_s, expected,
-                    highwater - 1, expected)
-        return expected
+        return {tp: (n, round(now - self._seen.get(tp, now), 1)) for tp, n in self._next.items()}
 
     def forget(self, tps: Any) -> None:
         """Revoked partitions: where they start is asked again after the next assignment."""

@@ -20,6 +20,10 @@
    a partition's labels while too many wait for their predictions; with the original method
    that pause lasted until the next buffer drain.
 
+Reading, not patching: :func:`client_position` tells how far the Kafka client under Faust
+has returned a partition's records to Faust, which :mod:`stream.contiguity` needs to tell
+messages Faust dropped from messages Faust has not fetched yet.
+
 (Faust's pre-commit producer flush is not reliable either; we do not patch it but make acks
 wait for the changelog writes themselves: see :mod:`stream.durable`.)
 """
@@ -56,6 +60,22 @@ def _on_buffer_drop(self: Any, tp: Any) -> None:
         buffered.discard(tp)
         if tp not in self._paused_partitions:
             self._get_active_partitions().add(tp)
+
+
+def client_position(consumer: Any, tp: Any) -> int | None:
+    """The offset after the last record of ``tp`` that aiokafka (0.14, under faust-streaming
+    0.15.3) has returned to Faust's fetcher; None when unknown (not assigned, no position
+    yet, or these internals changed). aiokafka moves it when it hands records over, not
+    when it fetches them. It lives in Faust's consumer thread; reading an int from here is
+    safe."""
+    try:
+        assignment = consumer._thread._consumer._subscription.subscription.assignment
+        state = assignment.state_value(tp) if assignment is not None else None
+        if state is None or not state.has_valid_position:
+            return None
+        return int(state.position)
+    except (AttributeError, AssertionError):
+        return None
 
 
 def apply() -> None:

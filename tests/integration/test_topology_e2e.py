@@ -179,7 +179,16 @@ def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference:
         time.sleep(3)  # let the group settle on its assignment
         produce(settings, preds, labels)
         diff = wait_for_results(reader, want, procs)
-        assert not diff, "\n".join(diff[:20])
+        assert not diff, "\n".join([*diff[:20], *(p.diagnose() for p in procs)])
+        # The tail check (stream.contiguity) relies on reading the Kafka client's position
+        # from Faust's internals: it must still be there.
+        for proc in procs:
+            positions = (proc.stats() or {})["offsets"]["positions"]
+            preds_at = {k: v for k, v in positions.items()
+                        if k.startswith(settings.topics.predictions)}
+            assert preds_at, positions
+            assert all(v["client_position"] == v["highwater"] == v["next"]
+                       for v in preds_at.values()), preds_at
     finally:
         reader.close()
         for proc in procs:
@@ -236,7 +245,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: 
             worker.kill()
             worker = WorkerProcess(config, settings, name=f"w{chunk}", data_slot="host")
         diff = wait_for_results(reader, counts, [worker], timeout=200, subset=True)
-        assert not diff, "\n".join(diff[:20]) + "\n" + late_counts(worker)
+        assert not diff, "\n".join([*diff[:20], late_counts(worker), worker.diagnose()])
         diff = wait_for_results(reader, want, [worker], timeout=60)
         assert not diff, "all rows, not only counts, match:\n" + "\n".join(diff[:20])
     finally:

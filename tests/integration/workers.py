@@ -84,8 +84,21 @@ class WorkerProcess:
             if last is not None and predicate(last):
                 return last
             time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}; last stats: {last}\nlog tail:\n"
-                             + self.log_path.read_text()[-3000:])
+        raise AssertionError(f"timed out waiting for {what}; log tail:\n"
+                             + self.log_path.read_text()[-3000:] + "\n" + self.diagnose())
+
+    def diagnose(self) -> str:
+        """What to look at when the worker seems stuck: its offsets and partitions (from
+        ``/stats``), and a dump of every thread and asyncio task, which the worker (mode's
+        SIGUSR1 handler) writes to its log."""
+        stats = self.stats()
+        if stats is None:  # not serving yet: SIGUSR1's handler may not be in place either
+            return f"{self.log_path.name}: no /stats answer"
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+        keep = {k: stats.get(k) for k in ("offsets", "partitions", "merge")}
+        return f"{self.log_path.name}: {json.dumps(keep)}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
