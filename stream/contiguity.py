@@ -189,11 +189,15 @@ class Contiguity:
         return expected
 
     async def _read(self, tp: Any, topic: str, partition: int, start: int,
-                    end: int) -> list[RefetchedEvent]:
+                    end: int, at_tail: bool = False) -> list[RefetchedEvent]:
         records = await asyncio.to_thread(self._reader.read, topic, partition, start, end)
-        log.warning("%s[%d]: offsets %d..%d were not handed over; read %d of them "
-                    "from the broker", topic, partition, start, end - 1, len(records))
+        log.warning("%s[%d]: offsets %d..%d were not handed over%s; read %d of them "
+                    "from the broker", topic, partition, start, end - 1,
+                    f" and nothing came for {self._quiet_s:.0f} s" if at_tail else "",
+                    len(records))
         self.counters["refetched"] += len(records)
+        if at_tail:
+            self.counters["tail_reads"] += 1
         return [RefetchedEvent(RefetchedMessage(topic, partition, r.offset, r.key, tp), r.value)
                 for r in records]
 
@@ -231,7 +235,7 @@ class Contiguity:
                 or self._clock() - self._seen[tp] < self._quiet_s):
             return []
         end = min(highwater, expected + self._max_read)
-        missing = await self._read(tp, topic, partition, expected, end)
+        missing = await self._read(tp, topic, partition, expected, end, at_tail=True)
         self._next[tp] = end  # offsets in between without a record have none to read
         self._seen[tp] = self._clock()
         return missing

@@ -153,11 +153,7 @@ def produce(settings: Settings, preds: list[dict[str, Any]],
 
 @pytest.mark.parametrize(("partitions", "workers"), [
     (1, 1),
-    pytest.param(4, 2, marks=pytest.mark.xfail(strict=False, reason=(
-        "known bug, issue 4 stays open: after a start-up rebalance faust-streaming 0.15.3 "
-        "can stop handing over a partition's predictions (the first arrives, the rest never, "
-        "and the tick check in stream/contiguity.py does not fire for it); failed 1 of 13 "
-        "runs under CPU load and twice in CI; not diagnosed"))),
+    (4, 2),
 ])
 def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference: Path,
                                       partitions: int, workers: int) -> None:
@@ -203,10 +199,6 @@ def late_counts(worker: WorkerProcess) -> str:
                          for p, s in stats.get("partitions", {}).items()}).decode()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, issue 4 stays open: no event lost since stream/contiguity.py fills the "
-    "holes faust-streaming leaves, but in 1 of 20 runs under CPU load the last restarted "
-    "worker stalled (nothing acked or finalised for 3 minutes); not diagnosed"))
 @pytest.mark.parametrize("table_store", ["memory://", "rocksdb://"])
 def test_sigkill_mid_stream_loses_and_doubles_nothing(bootstrap: str, tmp_path: Path,
                                                       table_store: str) -> None:

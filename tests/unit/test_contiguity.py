@@ -142,6 +142,7 @@ def test_a_partition_none_of_whose_messages_arrived_is_read_from_its_start() -> 
     events = asyncio.run(guard.catch_up(tp, 8, 8))
     assert [e.message.offset for e in events] == [3, 4, 5, 6, 7]
     assert guard.counters["refetched"] == 5
+    assert guard.counters["tail_reads"] == 1
 
 
 def test_catch_up_reads_at_most_max_read_and_never_what_is_caught_up() -> None:
