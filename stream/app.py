@@ -313,12 +313,15 @@ def create_app(
     def positions() -> dict[str, Any]:
         """Where each input partition stands, to diagnose a stuck one: the next offset the
         agent expects, seconds since it had a message, the partition's end, how far the
-        Kafka client has handed records to Faust, and whether it is paused."""
-        now = time.monotonic()
-        out: dict[str, Any] = {"tick_age_s": {p: round(now - t, 1)
-                                              for p, t in sorted(last_tick.items())}}
+        Kafka client has handed records to Faust, and whether it is paused. Beside it,
+        ``tick_age_s``: seconds since each partition's last tick reached stage 1."""
+        out: dict[str, Any] = {}
         known = contiguity.positions()
-        assigned = {tp for tp in app.consumer.assignment() if contiguity.guards(tp.topic)}
+        try:
+            assignment = app.consumer.assignment()
+        except Exception:  # the web server starts before the consumer
+            assignment = set()
+        assigned = {tp for tp in assignment if contiguity.guards(tp.topic)}
         for tp in sorted(assigned | set(known)):
             expected, quiet = known.get(tp, (None, None))
             try:
@@ -336,7 +339,9 @@ def create_app(
         async def get(self, request: Request) -> Response:
             body = {
                 **ingest.stats.as_dict(),
-                "offsets": {**contiguity.counters, "positions": positions()},
+                "offsets": {**contiguity.counters, "positions": positions(),
+                            "tick_age_s": {p: round(time.monotonic() - t, 1)
+                                           for p, t in sorted(last_tick.items())}},
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
             }

@@ -241,6 +241,7 @@ class Contiguity:
         return missing
 
     def guards(self, topic: str) -> bool:
+        """Whether this topic's partitions are checked (the others pass unchecked)."""
         return topic in self._topics
 
     def positions(self) -> dict[Any, tuple[int, float]]:
