@@ -10,14 +10,22 @@ from stream.contiguity import Contiguity, Record, RefetchedEvent
 
 
 @dataclass(frozen=True)
+class TP:
+    """Like Faust's TP: a partition of a topic, hashable."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
 class Msg:
     topic: str
     partition: int
     offset: int
 
     @property
-    def tp(self) -> tuple[str, int]:
-        return (self.topic, self.partition)
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
 
 
 @dataclass
@@ -63,7 +71,7 @@ def test_a_hole_is_read_from_the_broker_and_comes_first_in_order() -> None:
     before = admit(guard, Msg("p", 1, 3))  # offsets 0..2 never handed over
     assert before is not None
     assert [(e.message.offset, e.value) for e in before] == [(0, b"a"), (1, b"b"), (2, b"c")]
-    assert all(e.message.tp == ("p", 1) and e.message.key == b"k" for e in before)
+    assert all(e.message.tp == TP("p", 1) and e.message.key == b"k" for e in before)
     assert reader.calls[-1] == ("read", "p", 1, 0, 3)
     assert admit(guard, Msg("p", 1, 4)) == []
     assert guard.counters["refetched"] == 3
@@ -90,17 +98,11 @@ def test_a_revoked_partition_asks_its_start_again() -> None:
     reader = FakeReader({("p", 0): 0})
     guard = Contiguity(reader, {"p"})
     assert admit(guard, Msg("p", 0, 0)) == []
-    guard.forget([("p", 0)])
+    guard.forget([TP("p", 0)])
     reader.starts[("p", 0)] = 7  # committed by whoever owned it meanwhile
     assert admit(guard, Msg("p", 0, 1)) is None
     assert admit(guard, Msg("p", 0, 7)) == []
     assert [c[0] for c in reader.calls] == ["start", "start"]
-
-
-@dataclass(frozen=True)
-class TP:
-    topic: str
-    partition: int
 
 
 class Clock:
@@ -117,7 +119,7 @@ def test_a_hole_at_the_end_is_read_once_the_partition_was_quiet() -> None:
     reader = FakeReader({("p", 0): 0}, log={("p", 0): {1: b"b", 2: b"c", 3: b"d"}})
     guard = Contiguity(reader, {"p"}, quiet_s=5, clock=clock)
     tp = TP("p", 0)
-    assert asyncio.run(guard.admit(MsgTP("p", 0, 0, tp))) == []
+    assert admit(guard, Msg("p", 0, 0)) == []
     assert asyncio.run(guard.catch_up(tp, 4, 4)) == []  # not quiet long enough yet
     clock.now += 6
     assert asyncio.run(guard.catch_up(tp, 4, 3)) == []  # Faust has not taken it all: behind
@@ -126,8 +128,8 @@ def test_a_hole_at_the_end_is_read_once_the_partition_was_quiet() -> None:
     assert [(e.message.offset, e.value) for e in events] == [(1, b"b"), (2, b"c"), (3, b"d")]
     assert asyncio.run(guard.catch_up(tp, 4, 4)) == []  # read: nothing more to do
     # Faust's late copies are second deliveries now.
-    assert asyncio.run(guard.admit(MsgTP("p", 0, 2, tp))) is None
-    assert asyncio.run(guard.admit(MsgTP("p", 0, 4, tp))) == []
+    assert admit(guard, Msg("p", 0, 2)) is None
+    assert admit(guard, Msg("p", 0, 4)) == []
 
 
 def test_a_partition_none_of_whose_messages_arrived_is_read_from_its_start() -> None:
@@ -157,13 +159,3 @@ def test_catch_up_reads_at_most_max_read_and_never_what_is_caught_up() -> None:
             for e in asyncio.run(guard.catch_up(tp, 30, 30))] == [10, 11, 12, 13, 14]
     assert asyncio.run(guard.catch_up(TP("ticks", 0), 99, 99)) == []
     assert asyncio.run(guard.catch_up(tp, None, 30)) == []
-
-
-@dataclass(frozen=True)
-class MsgTP:
-    topic: str
-    partition: int
-    offset: int
-    tp: Any
-
-
