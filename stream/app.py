@@ -162,23 +162,34 @@ def create_app(
             flow_control(stage)
         await backpressure()
 
-    last_offset: dict[int, int] = {}
-
-    def backlog(partition: int) -> bool:
-        """Unread prediction messages on this partition, or not known yet (no fetch since
-        the assignment): either way the partition is not proven quiet."""
-        try:
-            high = app.consumer.highwater(TP(topics.predictions, partition))
-        except Exception:  # not assigned (any more): nothing to wait for here
-            return False
-        return high is None or high > last_offset.get(partition, -1) + 1
-
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
     # Offsets Faust did not hand over are read beside it (see stream.contiguity).
     reader = BrokerReader(confluent_config(settings.kafka), worker.app_id)
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name()})
+
+    def backlog(partition: int) -> bool:
+        """Unread prediction messages on this partition as the fetcher last saw its end, or
+        not known yet (no fetch since the assignment): either way not proven quiet."""
+        tp = TP(topics.predictions, partition)
+        try:
+            high = app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more): nothing to wait for here
+            return False
+        expected = contiguity.expected(tp)
+        return high is None or expected is None or high > expected
+
+    async def broker_backlog(partition: int) -> bool:
+        """Unread prediction messages as the broker says now. Asked before a partition is
+        declared idle: the fetcher's view is stale for a partition it stopped fetching (a
+        full buffer, a rebalance), and a window closed by mistake turns the rest late."""
+        tp = TP(topics.predictions, partition)
+        expected = contiguity.expected(tp)
+        if expected is None:
+            return True
+        end = await asyncio.to_thread(reader.end_offset, topics.predictions, partition)
+        return end > expected
 
     def acker(stream: Any) -> Any:
         async def ack(event: Any) -> None:
@@ -207,8 +218,6 @@ def create_app(
         message = event.message
         stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
-        if message.topic == topics.predictions:
-            last_offset[message.partition] = message.offset
         decoded = await ingest.handle(event.value, message.key, source)
         if not decoded.valid:
             await acks.after(writes1.take(), [event])
@@ -237,7 +246,10 @@ def create_app(
                 in_order.register(item)
                 await process1(item, acks)
         stage = stage_for(partition)
-        plan = stage.tick(backlog(partition))
+        behind = backlog(partition)
+        if not behind and stage.idle_due():
+            behind = await broker_backlog(partition)
+        plan = stage.tick(behind)
         plan.acks.append(event)
         await run_plan(stage, plan, acks)
 
@@ -304,9 +316,6 @@ def create_app(
         for tp in revoked:
             if tp.topic == topics.predictions:
                 stages.pop(tp.partition, None)
-                # Else a partition that comes back reads as caught up (no backlog) before
-                # it has replayed anything, and may be declared idle too soon.
-                last_offset.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
                 merges.pop(tp.partition, None)
 

@@ -80,6 +80,8 @@ class Reader(Protocol):
 
     def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]: ...
 
+    def end_offset(self, topic: str, partition: int) -> int: ...
+
 
 class HoleNotReadable(StreamError):
     """The broker did not answer in time (committed offsets, or the missing records);
@@ -158,6 +160,14 @@ class BrokerReader:
             finally:
                 consumer.unassign()
             return out
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The partition's end (high watermark) as the broker says now, not as the last fetch
+        saw it."""
+        with self._lock:
+            _, high = self._client().get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self._timeout, cached=False)
+            return int(high)
 
     def close(self) -> None:
         with self._lock:
@@ -239,6 +249,11 @@ class Contiguity:
         self._next[tp] = end  # offsets in between without a record have none to read
         self._seen[tp] = self._clock()
         return missing
+
+    def expected(self, tp: Any) -> int | None:
+        """The next offset the agent expects on ``tp`` (None: not known since the assignment):
+        everything before it was processed, or read from the broker to be."""
+        return self._next.get(tp)
 
     def guards(self, topic: str) -> bool:
         """Whether this topic's partitions are checked (the others pass unchecked)."""

@@ -20,6 +20,7 @@ No loss, no double count, without Kafka transactions:
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, MutableMapping
@@ -33,6 +34,7 @@ from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
 
 Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -157,6 +159,7 @@ class PartitionStage:
         resumed, self.idle = self.idle, False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
+        late: Counter[int] = Counter()
         for index, event in enumerate(events):
             pos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -190,12 +193,17 @@ class PartitionStage:
             self._expire_later(new, request_id)
             self.max_ts = max(self.max_ts, ts)
             if closed:
+                late[wid.window_start] += 1
                 self.counters["late_predictions"] += 1
                 perf = self._perf_window(wid)
                 perf.late += 1
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
+        if late:
+            log.warning("partition %d: %d predictions of message at offset %d are late "
+                        "(windows %s; closed through %d)", self.partition, sum(late.values()),
+                        offset, sorted(late), self.closed_through)
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(by_window))
@@ -259,21 +267,35 @@ class PartitionStage:
         not quiet, however long since its last event: it must not be declared idle."""
         if backlog:
             self.last_data = self.clock()
-        return self.advance(heartbeat=True)
+        return self.advance(heartbeat=True, may_idle=True)
+
+    def idle_due(self) -> bool:
+        """Whether a tick without backlog would now declare this partition idle (the agent
+        then asks the broker first whether it really has nothing unread)."""
+        quiet = self.clock() - self.last_data >= self.settings.windows.idle_partition_timeout_s
+        return quiet and (bool(self.open) or not self.idle)
 
     # ------------------------------------------------------------------ closing
-    def advance(self, heartbeat: bool = False) -> Plan:
-        """Close what the watermark (or idleness) allows; plan revisions and expiry."""
+    def advance(self, heartbeat: bool = False, may_idle: bool = False) -> Plan:
+        """Close what the watermark (or idleness) allows; plan revisions and expiry.
+
+        Only a tick (``may_idle``) may declare the partition idle: it alone knows whether
+        prediction messages still wait unread. A label arriving while the predictions are
+        held up (a slow fetch, a hole being read from the broker) must not close their
+        window: what came after would be counted late."""
         plan = Plan()
         now = self.clock()
         watermark = self.max_ts - self.lateness_ms
         limit = window_start(max(watermark, 0), self.size_ms)
-        idle = now - self.last_data >= self.settings.windows.idle_partition_timeout_s
-        if idle and (self.open or not self.idle):
+        if may_idle and self.idle_due():
             # Quiet partition: close all it has; later events for these windows are late.
             seen = window_start(self.max_ts, self.size_ms) + self.size_ms if self.max_ts else 0
             limit = max([limit, seen] + [w.end(self.size_ms) for w in self.open])
             self.idle = True
+            if self.open:
+                log.info("partition %d: no prediction for %.1f s, idle: closing %d windows "
+                         "(%d events) through %d", self.partition, now - self.last_data,
+                         len(self.open), sum(w.events for w in self.open.values()), limit)
         closing = sorted(w for w in self.open if w.end(self.size_ms) <= limit)
         for wid in closing:
             self._close(wid, plan)

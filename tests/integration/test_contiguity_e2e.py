@@ -1,4 +1,5 @@
-"""BrokerReader on the real broker: where a partition starts, and reading offset ranges."""
+"""BrokerReader on the real broker: where a partition starts, reading offset ranges, and
+where a partition ends."""
 
 from __future__ import annotations
 
@@ -37,5 +38,11 @@ def test_start_offsets_and_ranges(bootstrap: str) -> None:
         committer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
         committer.close()
         assert reader.start_offsets([(topic, 0)]) == {(topic, 0): 5}
+
+        # The end as the broker says now: what idleness is checked against.
+        assert (reader.end_offset(topic, 0), reader.end_offset(topic, 1)) == (10, 0)
+        producer.produce(topic, value=b"more", partition=1)
+        assert producer.flush(30) == 0
+        assert reader.end_offset(topic, 1) == 1
     finally:
         reader.close()

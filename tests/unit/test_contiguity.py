@@ -43,6 +43,9 @@ class FakeReader:
         records = self.log.get((topic, partition), {})
         return [Record(o, b"k", records[o]) for o in range(start, end) if o in records]
 
+    def end_offset(self, topic: str, partition: int) -> int:
+        return max(self.log.get((topic, partition), {-1: b""})) + 1
+
 
 def admit(guard: Contiguity, msg: Msg) -> list[RefetchedEvent] | None:
     return asyncio.run(guard.admit(msg))
@@ -159,3 +162,13 @@ def test_catch_up_reads_at_most_max_read_and_never_what_is_caught_up() -> None:
             for e in asyncio.run(guard.catch_up(tp, 30, 30))] == [10, 11, 12, 13, 14]
     assert asyncio.run(guard.catch_up(TP("ticks", 0), 99, 99)) == []
     assert asyncio.run(guard.catch_up(tp, None, 30)) == []
+
+
+def test_expected_is_unknown_until_a_partition_starts_then_follows_it() -> None:
+    """The agent's backlog check compares the partition's end with this: unknown (None)
+    must read as 'not proven quiet', and it must advance past every admitted message."""
+    guard = Contiguity(FakeReader({("p", 0): 3}), {"p"})
+    tp = TP("p", 0)
+    assert guard.expected(tp) is None
+    admit(guard, Msg("p", 0, 3))
+    assert guard.expected(tp) == 4

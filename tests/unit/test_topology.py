@@ -490,3 +490,40 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     assert dict(local) == dict(first.joins)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
     assert again.counters["duplicate_predictions"] == 0 == again.counters["duplicate_labels"]
+
+
+def test_only_a_tick_without_backlog_declares_a_partition_idle() -> None:
+    """Predictions held up (a slow fetch, a hole read from the broker) while labels flow:
+    a label must not close the open window by idleness, nor must a tick that knows of unread
+    predictions. Caught in CI: a window closed so, and the rest of its events counted late."""
+    settings = make_settings()  # idle timeout 30 s
+    preds, labels = make_events(20, span_ms=10_000)
+    clock = [0.0]
+    stage = PartitionStage(0, settings, {}, {}, clock=lambda: clock[0])
+    stage.on_predictions(preds[:10], 0, "p0")
+    clock[0] = 31.0
+    plan = stage.on_labels(labels, 0, "l0")
+    assert stage.open and not stage.idle and plan.closed_through is None
+    plan = stage.tick(backlog=True)
+    assert stage.open and not stage.idle and plan.closed_through is None
+    plan = stage.on_predictions(preds[10:], 1, "p1")  # the rest: nothing late
+    assert stage.counters["late_predictions"] == 0
+    clock[0] = 62.0
+    plan = stage.tick(backlog=False)
+    assert not stage.open and stage.idle and plan.closed_through == T0 + 60_000
+    assert set(plan.acks) >= {"p0", "p1"}
+
+
+def test_idle_due_says_when_a_tick_would_declare_idleness() -> None:
+    """The agent asks the broker for the partition's end only when this is true: once per
+    quiet spell, not on every tick."""
+    settings = make_settings()
+    preds, _ = make_events(5, span_ms=1_000)
+    clock = [0.0]
+    stage = PartitionStage(0, settings, {}, {}, clock=lambda: clock[0])
+    stage.on_predictions(preds, 0, "p0")
+    assert not stage.idle_due()
+    clock[0] = 30.0
+    assert stage.idle_due()
+    stage.tick(backlog=False)
+    assert stage.idle and not stage.open and not stage.idle_due()  # idle: not asked again

@@ -190,9 +190,12 @@ def stop(state_file: Path = DEFAULT_STATE, keep_data: bool = False) -> None:
 
 def run(cmd: list[str], state_file: Path) -> int:
     """Start the broker, run ``cmd`` with its address in the environment, always stop it."""
-    state = start(state_file)
-    env = dict(os.environ, TIDEWATCH_KAFKA__BOOTSTRAP=str(state["bootstrap"]))
+    # A SIGTERM (a CI timeout, a killed make) must stop the broker too, even while it is
+    # starting: exit through the ``finally`` (subprocess.call kills the command on the way).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
+        state = start(state_file)
+        env = dict(os.environ, TIDEWATCH_KAFKA__BOOTSTRAP=str(state["bootstrap"]))
         return subprocess.call(cmd, env=env)
     finally:
         stop(state_file)
