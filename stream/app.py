@@ -64,9 +64,13 @@ def _raw_topic(app: faust.App, name: str, partitions: int, **kw: Any) -> faust.T
 
 
 def create_app(
-    settings: Settings, sources: int, references: References, store: Store | None = None
+    settings: Settings, sources: int, references: References, store: Store | None = None,
+    reader: BrokerReader | None = None,
 ) -> faust.App:
-    """Build the worker's Faust app; ``sources`` is the input topics' partition count."""
+    """Build the worker's Faust app; ``sources`` is the input topics' partition count.
+
+    ``reader`` reads what Faust did not hand over (see :mod:`stream.contiguity`); the caller
+    owns it and closes it when the app has stopped (one is made here if none is given)."""
     faust_fixes.apply()
     worker = settings.worker
     topics = settings.topics
@@ -165,7 +169,8 @@ def create_app(
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
     # Offsets Faust did not hand over are read beside it (see stream.contiguity).
-    reader = BrokerReader(confluent_config(settings.kafka), worker.app_id)
+    if reader is None:
+        reader = BrokerReader(confluent_config(settings.kafka), worker.app_id)
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name()})
 

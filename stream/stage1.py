@@ -159,7 +159,7 @@ class PartitionStage:
         resumed, self.idle = self.idle, False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
-        late: Counter[int] = Counter()
+        first_late: list[int] = []
         for index, event in enumerate(events):
             pos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -193,17 +193,18 @@ class PartitionStage:
             self._expire_later(new, request_id)
             self.max_ts = max(self.max_ts, ts)
             if closed:
-                late[wid.window_start] += 1
                 self.counters["late_predictions"] += 1
                 perf = self._perf_window(wid)
+                if perf.late == 0:  # logged once per window: the first late one says why
+                    first_late.append(wid.window_start)
                 perf.late += 1
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
-        if late:
-            log.warning("partition %d: %d predictions of message at offset %d are late "
-                        "(windows %s; closed through %d)", self.partition, sum(late.values()),
-                        offset, sorted(late), self.closed_through)
+        if first_late:
+            log.info("partition %d: first late predictions of windows %s at offset %d "
+                     "(closed through %d)", self.partition, first_late, offset,
+                     self.closed_through)
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(by_window))

@@ -8,10 +8,11 @@ from faust.worker import Worker
 
 from stream.app import create_app
 from stream.config import Settings
+from stream.contiguity import BrokerReader
 from stream.errors import ConfigError
 from stream.references import TopicReferences
 from stream.store import Store, open_store
-from stream.topics import ensure_topics
+from stream.topics import confluent_config, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     store = open_results_store(settings)
     references = TopicReferences(settings)
     references.start()
-    app = create_app(settings, sources, references, store)
+    reader = BrokerReader(confluent_config(settings.kafka), settings.worker.app_id)
+    app = create_app(settings, sources, references, store, reader)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     finally:
+        reader.close()
         references.stop()
         if store is not None:
             store.close()
