@@ -25,6 +25,7 @@ import time
 from typing import Any, cast
 
 import faust
+import mode
 import orjson
 from faust.types import TP
 from faust.web import Request, Response, View
@@ -42,6 +43,14 @@ from stream.store import Store
 from stream.topics import PARTIALS_MAX_BYTES, confluent_config, internal_topics
 
 log = logging.getLogger(__name__)
+
+# An agent that raises stops the whole worker (non-zero exit) instead of being restarted in
+# place, as Faust does by default. A restarted agent would start with fresh in-order ack
+# bookkeeping while the message it failed on stays unacked: acking the messages after it lets
+# Faust commit past it (see stream.acks), and it would be lost. A worker that exits is
+# restarted by its supervisor (systemd, Kubernetes, compose) and reads again everything
+# unacked. The error says why in the log.
+CRASH = mode.CrashingSupervisor
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -258,7 +267,7 @@ def create_app(
         plan.acks.append(event)
         await run_plan(stage, plan, acks)
 
-    @app.agent(inputs, name="stage1", concurrency=1)
+    @app.agent(inputs, name="stage1", concurrency=1, supervisor_strategy=CRASH)
     async def stage1_agent(stream: Any) -> None:
         nonlocal acks1
         manual = stream.noack()
@@ -270,7 +279,7 @@ def create_app(
             else:
                 await tick1(event, in_order, acks)
 
-    @app.agent(partials, name="stage2", concurrency=1)
+    @app.agent(partials, name="stage2", concurrency=1, supervisor_strategy=CRASH)
     async def stage2_agent(stream: Any) -> None:
         nonlocal acks2
         manual = stream.noack()
@@ -294,7 +303,7 @@ def create_app(
             await acks.after(writes2.take(), handles if merges.get(partition) is merge else [])
 
     if store is not None:
-        @app.agent(results, name="store", concurrency=1)
+        @app.agent(results, name="store", concurrency=1, supervisor_strategy=CRASH)
         async def store_agent(stream: Any) -> None:
             async for batch in stream.take(2_000, within=settings.store.flush_interval_s):
                 rows = decode_results(batch)

@@ -37,7 +37,7 @@ class ChangelogWriteFailed(StreamError):
     """A table's changelog write failed after the producer's retries: the state it carried
     is not durable, so the messages that led to it must not be acked. The agent raises
     instead of acking: commits stop at those messages, and a restarted worker reads them
-    again. (What Faust's supervisor does with the crashed agent is not tested here.)"""
+    again: the agent's failure stops the worker (see ``CRASH`` in :mod:`stream.app`)."""
 
 
 class WriteLog:

@@ -285,3 +285,60 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen(bootstrap: str,
     finally:
         reader.close()
         worker.stop()
+
+
+def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) -> None:
+    """Set (or, with None, remove) one topic config on the broker."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry(name, value or "", incremental_operation=op)
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def test_a_failing_agent_stops_the_worker_and_a_restart_loses_nothing(
+        bootstrap: str, tmp_path: Path) -> None:
+    """The broker refuses every result (the results topic's message size limit is set below
+    any row): stage 2 cannot deliver, so it must not ack. The worker exits non-zero rather
+    than have Faust restart the agent in place (which acks past the failed message). Once
+    the topic is fixed, a new worker delivers every row, equal to the offline computation."""
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
+        metrics={"segments": ["country"], "min_sample_size": 10})
+    ensure_topics(settings)
+    results_topic = f"{settings.worker.app_id}-results"
+    _set_topic_config(bootstrap, results_topic, "max.message.bytes", "64")
+    preds, labels = events(400, seed=61, span_ms=120_000)
+    want = expected(settings, preds, labels)
+    with MonitorClient.from_settings(settings) as client:
+        for event in preds:
+            client.log_prediction(event)
+        for label in labels:
+            client.log_label(label)
+    worker = WorkerProcess(config, settings, name="w0")
+    reader = ResultsReader(bootstrap, results_topic)
+    try:
+        try:
+            code = worker.proc.wait(150)
+        except Exception:
+            raise AssertionError("the worker kept running with a failing agent:\n"
+                                 + worker.log_path.read_text()[-3000:]) from None
+        log = worker.log_path.read_text()
+        assert code != 0, log[-3000:]
+        assert "stage2" in log and "MessageSizeTooLarge" in log, log[-3000:]
+        _set_topic_config(bootstrap, results_topic, "max.message.bytes", None)
+        worker = WorkerProcess(config, settings, name="w1")
+        diff = wait_for_results(reader, want, [worker], timeout=120)
+        assert not diff, "\n".join([*diff[:20], late_counts(worker)])
+    finally:
+        reader.close()
+        worker.stop()
