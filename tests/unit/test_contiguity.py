@@ -43,9 +43,6 @@ class FakeReader:
         records = self.log.get((topic, partition), {})
         return [Record(o, b"k", records[o]) for o in range(start, end) if o in records]
 
-    def end_offset(self, topic: str, partition: int) -> int:
-        return max(self.log.get((topic, partition), {-1: b""})) + 1
-
 
 def admit(guard: Contiguity, msg: Msg) -> list[RefetchedEvent] | None:
     return asyncio.run(guard.admit(msg))

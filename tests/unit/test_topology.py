@@ -495,7 +495,8 @@ def test_a_replay_writes_its_join_entries_again() -> None:
 def test_only_a_tick_without_backlog_declares_a_partition_idle() -> None:
     """Predictions held up (a slow fetch, a hole read from the broker) while labels flow:
     a label must not close the open window by idleness, nor must a tick that knows of unread
-    predictions. Caught in CI: a window closed so, and the rest of its events counted late."""
+    predictions. A CI run showed this symptom: a window closed early, the rest of its
+    events counted late."""
     settings = make_settings()  # idle timeout 30 s
     preds, labels = make_events(20, span_ms=10_000)
     clock = [0.0]
@@ -506,7 +507,7 @@ def test_only_a_tick_without_backlog_declares_a_partition_idle() -> None:
     assert stage.open and not stage.idle and plan.closed_through is None
     plan = stage.tick(backlog=True)
     assert stage.open and not stage.idle and plan.closed_through is None
-    plan = stage.on_predictions(preds[10:], 1, "p1")  # the rest: nothing late
+    stage.on_predictions(preds[10:], 1, "p1")  # the rest: nothing late
     assert stage.counters["late_predictions"] == 0
     clock[0] = 62.0
     plan = stage.tick(backlog=False)
