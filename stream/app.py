@@ -40,7 +40,7 @@ from stream.sink import decode_results, encode_results
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
-from stream.topics import PARTIALS_MAX_BYTES, confluent_config, internal_topics
+from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,13 @@ def _raw_topic(app: faust.App, name: str, partitions: int, **kw: Any) -> faust.T
 
 
 def create_app(
-    settings: Settings, sources: int, references: References, store: Store | None = None,
-    reader: BrokerReader | None = None,
+    settings: Settings, sources: int, references: References, reader: BrokerReader,
+    store: Store | None = None,
 ) -> faust.App:
     """Build the worker's Faust app; ``sources`` is the input topics' partition count.
 
     ``reader`` reads what Faust did not hand over (see :mod:`stream.contiguity`); the caller
-    owns it and closes it when the app has stopped (one is made here if none is given)."""
+    owns it and closes it when the app has stopped."""
     faust_fixes.apply()
     worker = settings.worker
     topics = settings.topics
@@ -178,8 +178,6 @@ def create_app(
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
     # Offsets Faust did not hand over are read beside it (see stream.contiguity).
-    if reader is None:
-        reader = BrokerReader(confluent_config(settings.kafka), worker.app_id)
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name()})
 

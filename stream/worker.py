@@ -47,7 +47,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     references = TopicReferences(settings)
     references.start()
     reader = BrokerReader(confluent_config(settings.kafka), settings.worker.app_id)
-    app = create_app(settings, sources, references, store, reader)
+    app = create_app(settings, sources, references, reader, store)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mode
+
 from stream.app import create_app
-from stream.config import load_settings
+from stream.config import Settings, load_settings
+from stream.contiguity import BrokerReader
 from stream.durable import TrackedTable
 from stream.references import FileReferences
+
+
+def reader(settings: Settings) -> BrokerReader:
+    return BrokerReader({"bootstrap.servers": settings.kafka.bootstrap}, "t")  # connects lazily
 
 
 def test_tables_are_tracked_and_rocksdb_memory_is_bounded(tmp_path: Path) -> None:
     settings = load_settings(None, worker={"data_dir": str(tmp_path), "app_id": "t",
                                            "rocksdb_memory_mb": 8})
-    app = create_app(settings, 4, FileReferences(settings))
+    app = create_app(settings, 4, FileReferences(settings), reader(settings))
     assert set(app.tables) == {"joins", "progress", "perf", "finals"}
     for table in app.tables.values():
         assert isinstance(table, TrackedTable)
@@ -27,5 +34,14 @@ def test_tables_are_tracked_and_rocksdb_memory_is_bounded(tmp_path: Path) -> Non
 def test_memory_tables_take_no_rocksdb_options(tmp_path: Path) -> None:
     settings = load_settings(None, worker={"data_dir": str(tmp_path),
                                            "table_store": "memory://"})
-    app = create_app(settings, 4, FileReferences(settings))
+    app = create_app(settings, 4, FileReferences(settings), reader(settings))
     assert all(table.options is None for table in app.tables.values())
+
+
+def test_a_failing_agent_stops_the_worker_not_restarts_in_place(tmp_path: Path) -> None:
+    """Faust's default supervisor restarts a failed agent with the worker up, which can ack
+    past the message it failed on (see stream.app); ours crash the worker instead."""
+    settings = load_settings(None, worker={"data_dir": str(tmp_path)})
+    app = create_app(settings, 4, FileReferences(settings), reader(settings))
+    assert set(app.agents) == {"stage1", "stage2"}  # the store agent needs a store
+    assert all(a.supervisor_strategy is mode.CrashingSupervisor for a in app.agents.values())
