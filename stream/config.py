@@ -61,6 +61,9 @@ class WorkerSettings(_Frozen):
     batch_size: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.5, gt=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    #: A stop (SIGTERM, or an agent's crash) that takes longer ends the process with code 70;
+    #: Faust's own stop can hang (stream.shutdown). Keep it under the supervisor's grace.
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
 
 class WindowSettings(_Frozen):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from faust.worker import Worker
 
@@ -11,10 +12,27 @@ from stream.config import Settings
 from stream.contiguity import BrokerReader
 from stream.errors import ConfigError
 from stream.references import TopicReferences
+from stream.shutdown import ShutdownWatchdog
 from stream.store import Store, open_store
 from stream.topics import confluent_config, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+class MonitorWorker(Worker):
+    """Faust's worker, with a bound on its stop (see :mod:`stream.shutdown`).
+
+    Every stop passes through ``on_stop``: SIGTERM, SIGINT, and an agent's crash, which stops
+    the worker from within (``CRASH`` in :mod:`stream.app`).
+    """
+
+    def __init__(self, *args: Any, watchdog: ShutdownWatchdog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchdog = watchdog
+
+    async def on_stop(self) -> None:
+        self.watchdog.arm("worker stopping")
+        await super().on_stop()
 
 
 def open_results_store(settings: Settings) -> Store | None:
@@ -48,7 +66,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     references.start()
     reader = BrokerReader(confluent_config(settings.kafka), settings.worker.app_id)
     app = create_app(settings, sources, references, reader, store)
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    watchdog = ShutdownWatchdog(settings.worker.shutdown_timeout_s)
+    worker = MonitorWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
+                           watchdog=watchdog)
     try:
         worker.execute_from_commandline()
     finally:

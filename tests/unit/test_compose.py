@@ -104,6 +104,9 @@ def test_worker_settings_point_at_services_that_exist(monkeypatch: pytest.Monkey
     assert (ch_host, ch_port) == ("clickhouse", 8123)
     for name in ("demo-producer", "migrate"):
         assert SERVICES[name]["environment"] == env
+    # The worker's own stop bound must end a stuck stop before Docker's SIGKILL does.
+    grace = SERVICES["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > settings.worker.shutdown_timeout_s
 
 
 def test_grafana_provisioning_matches_compose() -> None:
