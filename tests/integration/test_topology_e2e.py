@@ -343,3 +343,60 @@ def test_a_failing_agent_stops_the_worker_and_a_restart_loses_nothing(
     finally:
         reader.close()
         worker.stop()
+
+
+# Loaded by the worker's interpreter at start (a sitecustomize module on PYTHONPATH): Faust's
+# consumer stop blocks the event loop for an hour, the way a stop hung in CI.
+HANG_ON_STOP = """
+import time
+from faust.transport.drivers.aiokafka import Consumer
+
+async def _hang(self):
+    time.sleep(3600)
+
+Consumer.on_stop = _hang
+"""
+
+
+def test_a_stop_that_hangs_ends_the_worker_and_a_restart_loses_nothing(
+        bootstrap: str, tmp_path: Path) -> None:
+    """A worker whose stop hangs (its event loop blocked) must still exit, with code 70,
+    once ``worker.shutdown_timeout_s`` has passed; a new worker then delivers every row."""
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
+        worker={"shutdown_timeout_s": 5},
+        metrics={"segments": ["country"], "min_sample_size": 10})
+    ensure_topics(settings)
+    preds, labels = events(400, seed=62, span_ms=120_000)
+    want = expected(settings, preds, labels)
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    (hang / "sitecustomize.py").write_text(HANG_ON_STOP)
+    with MonitorClient.from_settings(settings) as client:
+        for event in preds:
+            client.log_prediction(event)
+        for label in labels:
+            client.log_label(label)
+    reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
+    worker = WorkerProcess(config, settings, name="w0", extra_env={"PYTHONPATH": str(hang)})
+    try:
+        deadline = time.monotonic() + 120
+        while not reader.rows and time.monotonic() < deadline:
+            assert worker.proc.poll() is None, worker.log_path.read_text()[-3000:]
+            reader.poll(1)
+        assert reader.rows, "the worker delivered nothing"
+        worker.proc.terminate()
+        try:
+            code = worker.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the worker's stop hung past its bound:\n"
+                                 + worker.log_path.read_text()[-3000:]) from None
+        log = worker.log_path.read_text()
+        assert code == 70, log[-3000:]
+        assert "stopping took more than 5 s; exiting now (code 70)" in log, log[-3000:]
+        worker = WorkerProcess(config, settings, name="w1")
+        diff = wait_for_results(reader, want, [worker], timeout=120)
+        assert not diff, "\n".join([*diff[:20], late_counts(worker)])
+    finally:
+        reader.close()
+        worker.stop()

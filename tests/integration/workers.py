@@ -49,7 +49,8 @@ class WorkerProcess:
     """One ``tidewatch worker`` child process; stop() is SIGTERM, kill() is SIGKILL."""
 
     def __init__(self, config: Path, settings: Settings, name: str = "worker",
-                 web_port: int | None = None, data_slot: str | None = None) -> None:
+                 web_port: int | None = None, data_slot: str | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         """``data_slot`` names the worker's local state folder (RocksDB tables): a restarted
         worker on the same host passes the same slot; two live workers never share one."""
         self.settings = settings
@@ -58,6 +59,7 @@ class WorkerProcess:
         env = dict(os.environ, TIDEWATCH_WORKER__WEB_PORT=str(self.port),
                    TIDEWATCH_WORKER__DATA_DIR=str(data_dir))
         env.pop("TIDEWATCH_CONFIG", None)
+        env.update(extra_env or {})
         self.log_path = config.parent / f"{name}.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
