@@ -1,10 +1,11 @@
 """A bound on how long the worker may take to stop.
 
 Faust's graceful stop can hang: in CI, after an agent crashed, the worker logged Kafka's
-"LeaveGroup request succeeded" and then never finished stopping its consumer thread, so the
-process stayed up, holding no partitions, until something killed it. A supervisor restarts a
-worker that *exits*; one that hangs it cannot see. So once stopping begins, a timer thread
-ends the process after ``worker.shutdown_timeout_s`` whatever the event loop is doing.
+"LeaveGroup request succeeded" and then never finished stopping its consumer (the likely race
+is in the README, "No loss", point 13), so the process stayed up, holding no partitions,
+until something killed it. A supervisor restarts a worker that *exits*; one that hangs it
+cannot see. So once stopping begins, a timer thread ends the process after
+``worker.shutdown_timeout_s``, whatever the event loop is doing.
 
 Exiting hard is safe for the same reason SIGKILL is (README, "No loss"): offsets are committed
 only for messages whose effects are already in the changelogs and the results topic, so a new
