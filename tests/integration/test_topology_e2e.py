@@ -306,40 +306,56 @@ def _set_topic_config(bootstrap: str, topic: str, name: str, value: str | None) 
         future.result(30)
 
 
+def small_stream(bootstrap: str, tmp_path: Path, seed: int,
+                 **worker: Any) -> tuple[Settings, Path, dict[tuple[Any, ...], Any]]:
+    """Two partitions, 400 predictions over two minutes and their labels, produced; returns
+    the settings, their file, and the rows the offline computation gives."""
+    settings, config = make_settings(
+        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
+        worker=worker, metrics={"segments": ["country"], "min_sample_size": 10})
+    ensure_topics(settings)
+    preds, labels = events(400, seed=seed, span_ms=120_000)
+    with MonitorClient.from_settings(settings) as client:
+        for event in preds:
+            client.log_prediction(event)
+        for label in labels:
+            client.log_label(label)
+    return settings, config, expected(settings, preds, labels)
+
+
+def exit_code(worker: WorkerProcess, timeout: float, otherwise: str) -> tuple[int, str]:
+    """The worker's exit code and log, or an AssertionError saying ``otherwise``."""
+    try:
+        code = worker.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{otherwise}:\n" + worker.log_path.read_text()[-3000:]) from None
+    return code, worker.log_path.read_text()
+
+
+def assert_delivers_every_row(reader: ResultsReader, want: dict[tuple[Any, ...], Any],
+                              worker: WorkerProcess) -> None:
+    diff = wait_for_results(reader, want, [worker], timeout=120)
+    assert not diff, "\n".join([*diff[:20], late_counts(worker)])
+
+
 def test_a_failing_agent_stops_the_worker_and_a_restart_loses_nothing(
         bootstrap: str, tmp_path: Path) -> None:
     """The broker refuses every result (the results topic's message size limit is set below
     any row): stage 2 cannot deliver, so it must not ack. The worker exits non-zero rather
     than have Faust restart the agent in place (which acks past the failed message). Once
     the topic is fixed, a new worker delivers every row, equal to the offline computation."""
-    settings, config = make_settings(
-        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
-        metrics={"segments": ["country"], "min_sample_size": 10})
-    ensure_topics(settings)
+    settings, config, want = small_stream(bootstrap, tmp_path, seed=61)
     results_topic = f"{settings.worker.app_id}-results"
     _set_topic_config(bootstrap, results_topic, "max.message.bytes", "64")
-    preds, labels = events(400, seed=61, span_ms=120_000)
-    want = expected(settings, preds, labels)
-    with MonitorClient.from_settings(settings) as client:
-        for event in preds:
-            client.log_prediction(event)
-        for label in labels:
-            client.log_label(label)
     worker = WorkerProcess(config, settings, name="w0")
     reader = ResultsReader(bootstrap, results_topic)
     try:
-        try:
-            code = worker.proc.wait(150)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the worker kept running with a failing agent:\n"
-                                 + worker.log_path.read_text()[-3000:]) from None
-        log = worker.log_path.read_text()
+        code, log = exit_code(worker, 150, "the worker kept running with a failing agent")
         assert code != 0, log[-3000:]
         assert "stage2_agent]: Crashed reason=MessageSizeTooLargeError" in log, log[-3000:]
         _set_topic_config(bootstrap, results_topic, "max.message.bytes", None)
         worker = WorkerProcess(config, settings, name="w1")
-        diff = wait_for_results(reader, want, [worker], timeout=120)
-        assert not diff, "\n".join([*diff[:20], late_counts(worker)])
+        assert_delivers_every_row(reader, want, worker)
     finally:
         reader.close()
         worker.stop()
@@ -362,21 +378,10 @@ def test_a_stop_that_hangs_ends_the_worker_and_a_restart_loses_nothing(
         bootstrap: str, tmp_path: Path) -> None:
     """A worker whose stop hangs (its event loop blocked) must still exit, with code 70,
     once ``worker.shutdown_timeout_s`` has passed; a new worker then delivers every row."""
-    settings, config = make_settings(
-        bootstrap, tmp_path, topics={"partitions": 2}, windows=FAST, store={"kind": "none"},
-        worker={"shutdown_timeout_s": 5},
-        metrics={"segments": ["country"], "min_sample_size": 10})
-    ensure_topics(settings)
-    preds, labels = events(400, seed=62, span_ms=120_000)
-    want = expected(settings, preds, labels)
+    settings, config, want = small_stream(bootstrap, tmp_path, seed=62, shutdown_timeout_s=5)
     hang = tmp_path / "hang"
     hang.mkdir()
     (hang / "sitecustomize.py").write_text(HANG_ON_STOP)
-    with MonitorClient.from_settings(settings) as client:
-        for event in preds:
-            client.log_prediction(event)
-        for label in labels:
-            client.log_label(label)
     reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
     worker = WorkerProcess(config, settings, name="w0", extra_env={"PYTHONPATH": str(hang)})
     try:
@@ -386,17 +391,11 @@ def test_a_stop_that_hangs_ends_the_worker_and_a_restart_loses_nothing(
             reader.poll(1)
         assert reader.rows, "the worker delivered nothing"
         worker.proc.terminate()
-        try:
-            code = worker.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the worker's stop hung past its bound:\n"
-                                 + worker.log_path.read_text()[-3000:]) from None
-        log = worker.log_path.read_text()
+        code, log = exit_code(worker, 60, "the worker's stop hung past its bound")
         assert code == 70, log[-3000:]
         assert "stopping took more than 5 s; exiting now (code 70)" in log, log[-3000:]
         worker = WorkerProcess(config, settings, name="w1")
-        diff = wait_for_results(reader, want, [worker], timeout=120)
-        assert not diff, "\n".join([*diff[:20], late_counts(worker)])
+        assert_delivers_every_row(reader, want, worker)
     finally:
         reader.close()
         worker.stop()
