@@ -40,10 +40,6 @@ class ShutdownWatchdog:
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
-    @property
-    def armed(self) -> bool:
-        return self._timer is not None
-
     def arm(self, why: str) -> None:
         """Start the countdown (once: a second call keeps the first deadline)."""
         with self._lock:

@@ -353,6 +353,8 @@ def test_a_failing_agent_stops_the_worker_and_a_restart_loses_nothing(
         code, log = exit_code(worker, 150, "the worker kept running with a failing agent")
         assert code != 0, log[-3000:]
         assert "stage2_agent]: Crashed reason=MessageSizeTooLargeError" in log, log[-3000:]
+        # The crash stops the worker through on_stop: its stop is bounded too (point 13).
+        assert "worker stopping: the worker must stop within 20 s" in log, log[-3000:]
         _set_topic_config(bootstrap, results_topic, "max.message.bytes", None)
         worker = WorkerProcess(config, settings, name="w1")
         assert_delivers_every_row(reader, want, worker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import mode
@@ -11,6 +12,9 @@ from stream.config import Settings, load_settings
 from stream.contiguity import BrokerReader
 from stream.durable import TrackedTable
 from stream.references import FileReferences
+from stream.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
+from stream.worker import MonitorWorker
+from tests.unit.test_shutdown import ExitRecorder
 
 
 def reader(settings: Settings) -> BrokerReader:
@@ -45,3 +49,15 @@ def test_a_failing_agent_stops_the_worker_not_restarts_in_place(tmp_path: Path) 
     app = create_app(settings, 4, FileReferences(settings), reader(settings))
     assert set(app.agents) == {"stage1", "stage2"}  # the store agent needs a store
     assert all(a.supervisor_strategy is mode.CrashingSupervisor for a in app.agents.values())
+
+
+def test_every_stop_of_the_worker_arms_the_bound_on_its_stop(tmp_path: Path) -> None:
+    """SIGTERM, SIGINT and an agent's crash all stop the worker through ``on_stop``."""
+    settings = load_settings(None, worker={"data_dir": str(tmp_path)})
+    app = create_app(settings, 2, FileReferences(settings), reader(settings))
+    exit_process = ExitRecorder()
+    worker = MonitorWorker(app, quiet=True, redirect_stdouts=False,
+                           watchdog=ShutdownWatchdog(0.1, exit_process=exit_process))
+    asyncio.run(worker.on_stop())
+    assert exit_process.called.wait(5)
+    assert exit_process.codes == [EXIT_STOP_OVERRAN]
