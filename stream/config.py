@@ -71,6 +71,8 @@ class WindowSettings(_Frozen):
 
     size_s: int = Field(default=300, ge=60, le=86_400)
     allowed_lateness_s: int = Field(default=60, ge=0)
+    #: A model quiet on a partition this long (with nothing unread there) closes its windows
+    #: on that partition; see docs/event-time.md.
     idle_partition_timeout_s: float = Field(default=30.0, gt=0)
     label_horizon_s: int = Field(default=7 * 86_400, ge=0)
     early_label_ttl_s: int = Field(default=3_600, ge=0)
@@ -92,6 +94,9 @@ class ModelSettings(_Frozen):
     reference_path: Path | None = None
     #: Start (epoch ms) of a window whose events become the model's reference once it closes.
     reference_window_start: int | None = None
+    #: This model's allowed lateness (event time after a window's end during which its events
+    #: still count on time); None: ``windows.allowed_lateness_s``.
+    allowed_lateness_s: int | None = Field(default=None, ge=0)
 
 
 class MetricsSettings(_Frozen):
