@@ -70,6 +70,8 @@ class EmbeddedStore(Store):
 
         self.database = check_identifier(settings.database)
         self.path = Path(settings.path).resolve()
+        if "?" in str(self.path):  # chDB reads "path?name=value" as settings: readonly=0...
+            raise StoreError(f"store.path may not contain '?': {self.path}")
         self._lock = FolderLock(self.path)
         self._lock.acquire()
         self._mutex = threading.Lock()

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from stream.config import StoreSettings
 from stream.errors import StoreError
 from stream.results import WindowResults
 from stream.store.embedded import EmbeddedStore
@@ -121,3 +122,8 @@ def test_every_table_function_chdb_knows_is_classified(store: EmbeddedStore) -> 
     unclassified = known - ALLOWED_TABLE_FUNCTIONS - DENIED_FUNCTIONS
     assert not unclassified, f"decide: ALLOWED_TABLE_FUNCTIONS or DENIED_FUNCTIONS? {unclassified}"
     assert known >= ALLOWED_TABLE_FUNCTIONS
+
+
+def test_a_store_path_cannot_carry_chdb_settings(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="may not contain"):
+        EmbeddedStore(StoreSettings(path=tmp_path / "x?readonly=0"))
