@@ -364,14 +364,18 @@ def create_app(
                               content_type="application/json")
 
     if store is not None:
-        from stream.store.sqlapi import run_sql_request
+        from stream.store.sqlapi import run_sql_request, start_sql_token
 
-        sql_store = store
+        sql_store, sql_token = store, start_sql_token(settings)
 
         @app.page("/sql")
         class Sql(View):
             async def post(self, request: Request) -> Response:
-                status, body = run_sql_request(sql_store, await request.read())
+                headers = request.headers
+                status, body = run_sql_request(
+                    sql_store, await request.read(), token=sql_token,
+                    content_type=headers.get("Content-Type"),
+                    authorization=headers.get("Authorization"), origin=headers.get("Origin"))
                 return self.bytes(body, status=status,
                                   content_type="text/plain")
 

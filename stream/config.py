@@ -58,6 +58,10 @@ class WorkerSettings(_Frozen):
     data_dir: Path = Path(".data/worker")
     web_port: int = 6066
     web_enabled: bool = True
+    #: The token ``POST /sql`` requires (``tidewatch sql`` sends it). Unset: the worker makes
+    #: a random one at each start and writes it to ``<store.path>/sql-token`` (embedded store;
+    #: ``<data_dir>/<app_id>/sql-token`` otherwise), readable by its user only.
+    sql_token: SecretStr | None = None
     batch_size: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.5, gt=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
