@@ -178,11 +178,15 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_NOT_SETTINGS = frozenset({"TIDEWATCH_CONFIG", "TIDEWATCH_KAFKA_CACHE"})
+
+
 def _env_overrides() -> dict[str, Any]:
     """Nested dict of ``TIDEWATCH_A__B=v`` variables, so they can win over the YAML file."""
     out: dict[str, Any] = {}
     for name, value in os.environ.items():
-        if not name.startswith("TIDEWATCH_") or name == "TIDEWATCH_CONFIG":
+        # Not settings: the file's path, and the broker jars' cache of tools/kafka.
+        if not name.startswith("TIDEWATCH_") or name in _NOT_SETTINGS:
             continue
         path = name[len("TIDEWATCH_") :].lower().split("__")
         node = out

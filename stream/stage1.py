@@ -31,6 +31,7 @@ from typing import Any
 from stream.config import Settings
 from stream.eventtime import ModelClock
 from stream.join import Entry, PerfWindow, position, prediction_fields
+from stream.joinstore import JoinStore, pack_key
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
@@ -80,7 +81,7 @@ class PartitionStage:
     ) -> None:
         self.partition = partition
         self.settings = settings
-        self.joins = joins
+        self.joins = JoinStore(partition, joins)
         self.progress = progress
         self.clock = clock
         win = settings.windows
@@ -156,10 +157,7 @@ class PartitionStage:
     def _rebuild_from_table(self) -> None:
         """After (re)assignment: the labelled side and expiry queues from the join table."""
         labelled: dict[WindowId, list[Entry]] = {}
-        for request_id, raw in list(self.joins.items()):
-            entry = Entry.decode(raw)
-            if entry.partition != self.partition:
-                continue
+        for request_id, entry in self.joins.restore():
             self._expire_later(entry, request_id)
             if entry.window is None:
                 self.early_pending += 1
@@ -176,6 +174,7 @@ class PartitionStage:
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
         now = self.clock()
+        pack, rewrite = pack_key(self.partition, "p", offset), False
         clocks: dict[str, ModelClock] = {}  # this batch's models, progress re-read once
         resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
@@ -193,17 +192,16 @@ class PartitionStage:
                 resumed |= clock.idle
                 clock.idle = False
             wid = WindowId(window_start(ts, self.size_ms), model_id, event["model_version"])
-            raw = self.joins.get(request_id)
-            entry = Entry.decode(raw) if raw is not None else None
+            entry = self.joins.get(request_id)
             closed = wid.end(self.size_ms) <= clock.closed_through
-            if raw is not None and entry is not None and entry.pos is not None:
+            if entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
                     continue
-                # A replay after a restart. Write the entry again: with an on-disk table
-                # store, the local copy may hold a write whose changelog message the crash
-                # lost, and the next owner of this partition would not see it.
-                self.joins[request_id] = raw
+                # A replay after a restart: its pack is written again below (with an
+                # on-disk table store, the local copy may hold a write whose changelog
+                # message the crash lost, and the next owner would not see it).
+                rewrite = True
                 if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
                     clock.max_ts = max(clock.max_ts, ts)
@@ -216,7 +214,10 @@ class PartitionStage:
                 self.early_pending -= 1
                 labelled.setdefault(wid, []).append(new)
                 self.counters["joined_early_labels"] += 1
-            self.joins[request_id] = new.encode()
+            if entry is not None:
+                new.label_pack = entry.label_pack
+            self.joins.put(request_id, new, pack, "p")
+            rewrite = True
             self._expire_later(new, request_id)
             clock.max_ts = max(clock.max_ts, ts)
             if closed:
@@ -230,6 +231,8 @@ class PartitionStage:
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
+        if rewrite:  # one table write for the whole message
+            self.joins.write([pack])
         for wid in first_late:
             log.info("partition %d: first late predictions of model %s window %d at offset %d "
                      "(its windows are closed through %d)", self.partition, wid.model_id,
@@ -258,21 +261,21 @@ class PartitionStage:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
         labelled: dict[WindowId, list[Entry]] = {}
+        pack, rewrite = pack_key(self.partition, "l", offset), False
         for index, event in enumerate(events):
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
             lts = int(event["timestamp"])
-            raw = self.joins.get(request_id)
-            entry = (Entry.decode(raw) if raw is not None
-                     else Entry(self.partition, event["request_id"]))
+            entry = self.joins.get(request_id) or Entry(self.partition, event["request_id"])
             if entry.has_label:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
-                elif raw is not None:  # a replay: in the labelled side already; written
-                    self.joins[request_id] = raw  # again for the changelog (as above)
+                else:  # a replay: in the labelled side already; its pack written again
+                    rewrite = True
                 continue
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
-            self.joins[request_id] = entry.encode()
+            self.joins.put(request_id, entry, pack, "l")
+            rewrite = True
             if entry.window is None:
                 self.counters["early_labels"] += 1
                 self.early_pending += 1
@@ -280,6 +283,8 @@ class PartitionStage:
             else:
                 labelled.setdefault(entry.window, []).append(entry)
                 self.counters["joined_labels"] += 1
+        if rewrite:  # one table write for the whole message
+            self.joins.write([pack])
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(labelled))
@@ -386,19 +391,20 @@ class PartitionStage:
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             due.append(heapq.heappop(self.early_expiry))
+        touched: set[bytes] = set()
         for at, request_id in due:
-            raw = self.joins.get(request_id)
-            if raw is None:
+            entry = self.joins.get(request_id)
+            if entry is None:
                 continue
-            entry = Entry.decode(raw)
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            del self.joins[request_id]
+            touched.update(self.joins.drop(request_id))
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
+        self.joins.write(sorted(touched))  # each pack once: rewritten smaller, or deleted
         for wid in list(self.perf):
             model = self.clocks.get(wid.model_id)
             past = model is not None and wid.end(self.size_ms) < model.max_ts - self.horizon_ms

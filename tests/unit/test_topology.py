@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from stream.config import Settings, load_settings
+from stream.joinstore import pack_key
 from stream.offline import offline_results
 from stream.partitioning import partition_for
 from stream.references import FileReferences
@@ -360,6 +361,12 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
     assert total_late == 9
 
 
+def stored_ids(table: dict[bytes, bytes]) -> set[bytes]:
+    """The request ids the join table holds (in its packs): what a restart restores."""
+    import orjson
+    return {doc["r"].encode() for raw in table.values() for doc in orjson.loads(raw)}
+
+
 def test_join_state_expires_by_event_time() -> None:
     settings = make_settings()
     settings = settings.model_copy(update={"windows": settings.windows.model_copy(
@@ -368,15 +375,19 @@ def test_join_state_expires_by_event_time() -> None:
     h = Harness(settings)
     h.produce("labels", [dict(labels[0], request_id="orphan")])
     h.pump()
-    assert set(h.joins) == {b"orphan"}
+    assert stored_ids(h.joins) == {b"orphan"}
     h.produce("predictions", preds)
     h.pump()  # event time moves 59 s on: past the orphan label's 30 s TTL, not the horizon
-    assert len(h.joins) == 100 and b"orphan" not in h.joins
+    assert len(stored_ids(h.joins)) == 100 and b"orphan" not in stored_ids(h.joins)
+    assert all(key.startswith(b"pack:") for key in h.joins)  # the orphan's pack is deleted
+    assert len(h.joins) < 100  # one record per message, not per event
     later = [dict(preds[0], request_id=f"n{i}", timestamp=T0 + 400_000 + i) for i in range(8)]
     h.produce("predictions", later)
     h.pump()
     h.tick(1)
-    assert set(h.joins) == {f"n{i}".encode() for i in range(8)}
+    assert stored_ids(h.joins) == {f"n{i}".encode() for i in range(8)}
+    messages = {partition_for(f"n{i}", h.parts) for i in range(8)}  # one each (< 7 events)
+    assert len(h.joins) == len(messages)  # one record per message; the rest were deleted
     expired = {k: sum(s.counters[k] for s in h.stage1.values())
                for k in ("expired_unlabelled", "expired_early_labels")}
     assert expired == {"expired_unlabelled": 100, "expired_early_labels": 1}
@@ -483,17 +494,18 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     owner restores) has it too. Replayed predictions still rebuild their window exactly."""
     settings = make_settings()
     preds, labels = make_events(20, span_ms=10_000)  # one window, still open at the end
-    first = PartitionStage(0, settings, RecordingTable(), {})
+    table = RecordingTable()
+    first = PartitionStage(0, settings, table, {})
     first.on_predictions(preds, 7, "p")
     first.on_labels(labels, 3, "l")
-    local = RecordingTable(first.joins)  # what survived on disk; the changelog may not have it
+    packs = [pack_key(0, "p", 7), pack_key(0, "l", 3)]
+    assert table.written == packs  # one write per message, not one per event
+    local = RecordingTable(table)  # what survived on disk; the changelog may not have it
     again = PartitionStage(0, settings, local, {})
     again.on_predictions(preds, 7, "p")
     again.on_labels(labels, 3, "l")
-    replayed = [e["request_id"].encode() for e in preds]
-    assert local.written[:len(preds)] == replayed
-    assert local.written[len(preds):] == [e["request_id"].encode() for e in labels]
-    assert dict(local) == dict(first.joins)  # same state: a replay is not a new event
+    assert local.written == packs  # each written again, once
+    assert dict(local) == dict(table)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
     assert again.counters["duplicate_predictions"] == 0 == again.counters["duplicate_labels"]
 
