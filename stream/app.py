@@ -169,6 +169,9 @@ def create_app(
                          for q in range(sources)])
         for future in sent:
             await future  # delivered, before progress is recorded and offsets may move
+        if stage.checkpoint(plan):
+            for future in writes1.take():
+                await future  # the join entries in Kafka before the progress marks
         handles = stage.commit(plan)
         current = stages.get(stage.partition) is stage  # else revoked: replayed elsewhere
         await acks.after(writes1.take(), handles if current else [])  # once writes are in

@@ -68,6 +68,9 @@ class WorkerSettings(_Frozen):
     #: A stop (SIGTERM, or an agent's crash) that takes longer ends the process with code 70;
     #: Faust's own stop can hang (stream.shutdown). Keep it under the supervisor's grace.
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    #: Join entries buffered in memory before a checkpoint writes them (one table record per
+    #: side); a checkpoint also comes before every ack, so at least once per tick.
+    checkpoint_events: int = Field(default=5_000, ge=1)
 
 
 class WindowSettings(_Frozen):

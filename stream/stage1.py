@@ -31,7 +31,7 @@ from typing import Any
 from stream.config import Settings
 from stream.eventtime import ModelClock
 from stream.join import Entry, PerfWindow, position, prediction_fields
-from stream.joinstore import JoinStore, pack_key
+from stream.joinstore import JoinStore
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
@@ -59,13 +59,16 @@ class OpenWindow:
 @dataclass(slots=True)
 class Plan:
     """What the agent must do, in order: send ``frames`` (awaiting delivery), send
-    ``broadcast`` to every partials partition, then :meth:`PartitionStage.commit`."""
+    ``broadcast`` to every partials partition, then :meth:`PartitionStage.checkpoint`
+    (awaiting the writes it made), then :meth:`PartitionStage.commit`, then ack."""
 
     frames: list[tuple[bytes, bytes]] = field(default_factory=list)
     broadcast: list[bytes] = field(default_factory=list)
     #: Models whose windows closed further: the new mark, persisted by ``commit``.
     closed_through: dict[str, int] = field(default_factory=dict)
     acks: list[Any] = field(default_factory=list)
+    #: :meth:`PartitionStage.checkpoint` has run for this plan.
+    checkpointed: bool = False
 
 
 class PartitionStage:
@@ -174,7 +177,6 @@ class PartitionStage:
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
         now = self.clock()
-        pack, rewrite = pack_key(self.partition, "p", offset), False
         clocks: dict[str, ModelClock] = {}  # this batch's models, progress re-read once
         resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
@@ -198,10 +200,10 @@ class PartitionStage:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
                     continue
-                # A replay after a restart: its pack is written again below (with an
-                # on-disk table store, the local copy may hold a write whose changelog
-                # message the crash lost, and the next owner would not see it).
-                rewrite = True
+                # A replay after a restart: its pack is written again at the checkpoint
+                # (with an on-disk table store, the local copy may hold a write whose
+                # changelog message the crash lost, and the next owner would not see it).
+                self.joins.touch(entry.pred_pack)
                 if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
                     clock.max_ts = max(clock.max_ts, ts)
@@ -216,8 +218,7 @@ class PartitionStage:
                 self.counters["joined_early_labels"] += 1
             if entry is not None:
                 new.label_pack = entry.label_pack
-            self.joins.put(request_id, new, pack, "p")
-            rewrite = True
+            self.joins.put(request_id, new, "p", offset)
             self._expire_later(new, request_id)
             clock.max_ts = max(clock.max_ts, ts)
             if closed:
@@ -231,8 +232,6 @@ class PartitionStage:
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
-        if rewrite:  # one table write for the whole message
-            self.joins.write([pack])
         for wid in first_late:
             log.info("partition %d: first late predictions of model %s window %d at offset %d "
                      "(its windows are closed through %d)", self.partition, wid.model_id,
@@ -261,7 +260,6 @@ class PartitionStage:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
         labelled: dict[WindowId, list[Entry]] = {}
-        pack, rewrite = pack_key(self.partition, "l", offset), False
         for index, event in enumerate(events):
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -271,11 +269,10 @@ class PartitionStage:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
                 else:  # a replay: in the labelled side already; its pack written again
-                    rewrite = True
+                    self.joins.touch(entry.label_pack)
                 continue
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
-            self.joins.put(request_id, entry, pack, "l")
-            rewrite = True
+            self.joins.put(request_id, entry, "l", offset)
             if entry.window is None:
                 self.counters["early_labels"] += 1
                 self.early_pending += 1
@@ -283,8 +280,6 @@ class PartitionStage:
             else:
                 labelled.setdefault(entry.window, []).append(entry)
                 self.counters["joined_labels"] += 1
-        if rewrite:  # one table write for the whole message
-            self.joins.write([pack])
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(labelled))
@@ -391,20 +386,18 @@ class PartitionStage:
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             due.append(heapq.heappop(self.early_expiry))
-        touched: set[bytes] = set()
         for at, request_id in due:
             entry = self.joins.get(request_id)
             if entry is None:
                 continue
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            touched.update(self.joins.drop(request_id))
+            self.joins.drop(request_id)
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
-        self.joins.write(sorted(touched))  # each pack once: rewritten smaller, or deleted
         for wid in list(self.perf):
             model = self.clocks.get(wid.model_id)
             past = model is not None and wid.end(self.size_ms) < model.max_ts - self.horizon_ms
@@ -423,9 +416,27 @@ class PartitionStage:
 
     def commit(self, plan: Plan) -> list[Any]:
         """After the plan's frames were delivered: persist progress, return handles to ack."""
+        self.checkpoint(plan)  # if the agent has not (it awaits the writes in between)
         for model_id, closed_through in plan.closed_through.items():
             self.progress[self._progress_key(model_id)] = closed_through
         return plan.acks
+
+    def checkpoint(self, plan: Plan) -> bool:
+        """Write the join entries buffered since the last checkpoint (see
+        :mod:`stream.joinstore`) when the plan needs them durable, or enough wait; say
+        whether it wrote.
+
+        Needed before any ack (no offset may be committed past an entry that is not in
+        Kafka) and before a model's closed-through mark moves: after a crash, events of a
+        window at or below the mark are skipped as replays only if their entries are
+        restored, so the entries must be in Kafka before the mark. The agent awaits the
+        delivery of these writes before :meth:`commit` writes the marks."""
+        if plan.checkpointed:
+            return False
+        plan.checkpointed = True
+        due = bool(plan.acks or plan.closed_through) or (
+            self.joins.buffered >= self.settings.worker.checkpoint_events)
+        return due and self.joins.checkpoint() > 0
 
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, Any]:

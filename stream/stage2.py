@@ -193,6 +193,9 @@ class MergeStage:
                 plan.acks.append(handle)
                 self._revise(wid, final, plan)
                 return plan
+            if wid.end(self.size_ms) + self.horizon_ms < self.model_clock.get(wid.model_id, 0):
+                plan.acks.append(handle)  # past the label horizon: forgotten, not reopened
+                return plan
             # Not finalised yet; perhaps a window that had only late events (no source sent
             # a partial): it is finalised like the others, so its late_events row exists.
             # Acked with the window, so a crash before that replays this frame.

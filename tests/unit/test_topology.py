@@ -57,6 +57,9 @@ def make_events(n: int, seed: int = 1, span_ms: int = 180_000) -> tuple[list[dic
     return predictions, labels
 
 
+TICK = object()  # the handle of a tick message (ticks are not replayed here)
+
+
 @dataclass
 class Msg:
     topic: str
@@ -122,7 +125,8 @@ class Harness:
             for q in range(self.parts):
                 self.append("partials", q, frame)
         for handle in self.stage1[p].commit(plan):
-            self._ack(handle)
+            if handle is not TICK:
+                self._ack(handle)
 
     def _run2(self, q: int, plan: MergePlan) -> None:
         self.results.extend(plan.results)
@@ -163,7 +167,9 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
-            self._run1(p, self.stage1[p].tick(self.caught_up(p)))
+            plan = self.stage1[p].tick(self.caught_up(p))
+            plan.acks.append(TICK)  # as the agent does: a tick is a message it acks
+            self._run1(p, plan)
         self.pump()
 
     def settle(self) -> None:
@@ -378,6 +384,7 @@ def test_join_state_expires_by_event_time() -> None:
     assert stored_ids(h.joins) == {b"orphan"}
     h.produce("predictions", preds)
     h.pump()  # event time moves 59 s on: past the orphan label's 30 s TTL, not the horizon
+    h.tick(0)  # a checkpoint: the open windows' entries are written, the orphan deleted
     assert len(stored_ids(h.joins)) == 100 and b"orphan" not in stored_ids(h.joins)
     assert all(key.startswith(b"pack:") for key in h.joins)  # the orphan's pack is deleted
     assert len(h.joins) < 100  # one record per message, not per event
@@ -446,7 +453,8 @@ def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
     h.pump()
     assert stage.early_pending == 0
     assert stage.labels_too_far_ahead() is False
-    h.crash()  # rebuilt from the table: nothing waits
+    h.crash()  # the predictions (windows open, not acked) are read again and join again
+    h.pump()
     assert h.stage1[0].early_pending == 0
 
 
@@ -496,14 +504,19 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     preds, labels = make_events(20, span_ms=10_000)  # one window, still open at the end
     table = RecordingTable()
     first = PartitionStage(0, settings, table, {})
-    first.on_predictions(preds, 7, "p")
+    first.on_predictions(preds[:10], 7, "p")
+    first.on_predictions(preds[10:], 8, "p")
     first.on_labels(labels, 3, "l")
-    packs = [pack_key(0, "p", 7), pack_key(0, "l", 3)]
-    assert table.written == packs  # one write per message, not one per event
+    assert table.written == []  # nothing is acked yet: no checkpoint
+    assert first.commit(Plan(acks=["tick"])) == ["tick"]  # an ack: a checkpoint first
+    packs = [pack_key(0, "l", 3), pack_key(0, "p", 7)]
+    assert table.written == packs  # one write per side and checkpoint, not one per event
     local = RecordingTable(table)  # what survived on disk; the changelog may not have it
     again = PartitionStage(0, settings, local, {})
-    again.on_predictions(preds, 7, "p")
+    again.on_predictions(preds[:10], 7, "p")
+    again.on_predictions(preds[10:], 8, "p")
     again.on_labels(labels, 3, "l")
+    again.commit(Plan(acks=["tick"]))
     assert local.written == packs  # each written again, once
     assert dict(local) == dict(table)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
@@ -612,3 +625,52 @@ def test_allowed_lateness_is_per_model() -> None:
     assert plan.closed_through["m"] == T0 + 60_000
     assert plan.closed_through.get("b", 0) <= T0  # B's watermark is still in its window
     assert {w.model_id for w in stage.open if w.window_start == T0} == {"b"}
+
+
+def test_a_perf_frame_past_the_label_horizon_is_not_a_new_window() -> None:
+    """A window forgotten after its label horizon must not come back as a window with only
+    late events (rows with a lower revision, from part of its labels)."""
+    from stream.metrics.window import WindowState
+    from stream.windows import WindowId, encode_frame
+
+    settings = make_settings()  # label horizon 3,600 s
+    merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))
+    far = T0 + 2 * 3_600_000
+    merge.on_frame(encode_frame("progress", 0, {"ct": {"m": far}, "cu": None}, {}), "tick")
+    state = WindowState.for_model(settings.metrics.model("m"), settings.metrics)
+    old = WindowId(T0, "m", "v1")
+    plan = merge.on_frame(encode_frame("perf", 0, {"wid": old.as_list(), "lab": 0, "late": 1},
+                                       {"all": state}), "perf")
+    assert plan.acks == ["perf"] and not plan.results and not merge.partials
+    recent = WindowId(far - 60_000, "m", "v1")
+    plan = merge.on_frame(encode_frame("perf", 0, {"wid": recent.as_list(), "lab": 0,
+                                                   "late": 1}, {"all": state}), "perf2")
+    [result] = plan.results  # within the horizon: a window of late events gets its rows
+    late = next(r for r in result.metrics if r.metric == "late_events")
+    assert late.value == 1 and plan.acks == ["perf2"]
+
+
+def test_join_entries_are_checkpointed_before_a_progress_mark_moves() -> None:
+    """After a crash, events of a window at or below its model's closed-through mark are
+    skipped as replays only if their join entries come back: so the entries must be written
+    (and the agent awaits them) before the mark is. Seen on the real broker: a worker that
+    exited hard between the two counted a whole window's replayed events as late."""
+    settings = make_settings()
+    preds, _ = make_events(40, span_ms=50_000)
+    table, progress = RecordingTable(), {}
+    stage = PartitionStage(0, settings, table, progress)
+    plan = stage.on_predictions(preds, 0, "p0")
+    assert plan.closed_through == {"m": T0} and not plan.acks  # the first mark: no window
+    assert stage.checkpoint(plan)  # ... the entries still go first
+    assert table.written == [pack_key(0, "p", 0)] and progress == {}
+    stage.commit(plan)
+    assert progress == {b"closed-through:0:m": T0}
+    push = [dict(preds[0], request_id="push", timestamp=T0 + 60_000 + 6_000)]
+    plan = stage.on_predictions(push, 1, "p1")  # the watermark passes the first window
+    assert plan.closed_through == {"m": T0 + 60_000} and plan.acks == ["p0"]
+    assert stage.checkpoint(plan)  # the agent awaits these writes, then commits
+    assert table.written[-1] == pack_key(0, "p", 1)
+    assert progress == {b"closed-through:0:m": T0}
+    assert stage.commit(plan) == ["p0"]
+    assert len(table.written) == 2  # not written twice
+    assert progress == {b"closed-through:0:m": T0 + 60_000}
