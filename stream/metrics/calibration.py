@@ -201,8 +201,8 @@ class Calibration:
             pos = labelled.sum_of(g for g in labelled.groups if g.endswith(SEP + "1"))
             tot = labelled.sum_of(labelled.groups)
             rows = int(tot.sum())
-            if rows == 0:
-                return cls(task, 0)
+            if rows == 0 or pos.sum() in (0, rows):  # one class only: nothing to calibrate on
+                return cls(task, rows)
             fitted = IsotonicMap.fit_bins(pos.astype(np.float64), tot.astype(np.float64))
             return cls(task, rows, {"1": fitted})
         if task != "multiclass":

@@ -13,7 +13,13 @@ from typing import Any
 
 
 def class_key(value: Any) -> str | None:
-    """Normalised class label: ``True -> "true"``, ``1 / 1.0 / "1" -> "1"``, ``None -> None``."""
+    """Normalised class label: ``True -> "true"``, ``1 / 1.0 / "1" -> "1"``, ``None -> None``.
+
+    Examples
+    --------
+    >>> [class_key(v) for v in (True, 1, 1.0, "1", 0.5, None)]
+    ['true', '1', '1', '1', '0.5', None]
+    """
     if value is None:
         return None
     if isinstance(value, bool):

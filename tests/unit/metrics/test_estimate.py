@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Mapping
 from typing import Any
 
@@ -266,3 +267,26 @@ def test_multiclass_face_value_is_mean_score_of_predicted_class() -> None:
 def test_regression_and_empty_give_no_rows() -> None:
     assert _rows(WindowState("regression"), None) == {}
     assert _rows(WindowState("binary"), None) == {}
+
+
+def test_one_class_reference_and_version_1_profiles_are_uncalibrated() -> None:
+    from stream.metrics.sampling import pack, unpack
+
+    p = np.random.default_rng(0).random(1_000)
+    one_class = ReferenceProfile.from_state(_binary_state(p, np.ones(1_000, dtype=int)))
+    assert one_class.calibration is not None and not one_class.calibration.maps
+    assert _rows(_binary_state(p), one_class.calibration)["estimate_calibrated"] == 0.0
+    labelled = ReferenceProfile.from_state(_binary_state(p, (p > 0.5).astype(int)))
+    meta, arrays = unpack(labelled.to_bytes())
+    meta["v"] = 1
+    del meta["calibration"]
+    old = ReferenceProfile.from_bytes(pack(meta, arrays))
+    assert old.calibration is None and old.columns == labelled.columns
+
+
+@pytest.mark.parametrize("module", ["estimate", "calibration", "scorebins", "synthetic", "values"])
+def test_docstring_examples(module: str) -> None:
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"stream.metrics.{module}"))
+    assert result.attempted > 0 and result.failed == 0
