@@ -1,6 +1,7 @@
 """The label-free estimate against realised accuracy and NannyML's CBPE (not a pytest test).
 
-Run: ``.venv/bin/python load_tests/bench_estimate.py [--seed 0] [--rows 5000] [--no-nannyml]``
+Run: ``.venv/bin/python load_tests/bench_estimate.py [--seed 0] [--seeds 1] [--rows 5000]
+[--no-nannyml]``
 
 Two binary models score the same rows (``stream.metrics.synthetic``): one calibrated, one
 over-confident (logit x 2.5). A labelled reference of ``--reference`` rows, then six windows
@@ -90,41 +91,60 @@ def nannyml(ref: dict[str, np.ndarray], win: dict[str, np.ndarray], ref_y: np.nd
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds from --seed on")
     ap.add_argument("--rows", type=int, default=5_000, help="rows per window")
     ap.add_argument("--reference", type=int, default=5_000, help="labelled reference rows")
     ap.add_argument("--no-nannyml", action="store_true")
     args = ap.parse_args()
 
-    rng = np.random.default_rng(args.seed)
-    ref = binary_sample(rng, args.reference)
-    windows = [binary_sample(rng, args.rows, shift) for shift in SHIFTS]
-    win_y = np.concatenate([w.y for w in windows])
-    nml = None if args.no_nannyml else nannyml(
-        ref.scores, {m: np.concatenate([w.scores[m] for w in windows]) for m in MODELS},
-        ref.y, win_y, args.rows)
+    totals: dict[tuple[str, str], list[float]] = {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        for key, mae in run(seed, args.rows, args.reference, not args.no_nannyml).items():
+            totals.setdefault(key, []).append(mae)
+    if args.seeds > 1:
+        print(f"\nmean absolute error over {args.seeds} seeds (mean of the per-seed MAEs):")
+        for m in MODELS:
+            cells = [f"{name} {np.mean(totals[m, name]):.4f}"
+                     for name in ("face", "ours", "NannyML") if (m, name) in totals]
+            print(f"  {m:<14} " + "   ".join(cells))
 
-    print(f"seed {args.seed}, reference {args.reference} labelled rows, "
-          f"{len(SHIFTS)} windows of {args.rows} rows, x1 mean {SHIFTS}")
+
+def run(seed: int, rows: int, reference: int, with_nannyml: bool) -> dict[tuple[str, str], float]:
+    """One seed's table; returns the MAEs by (model, method)."""
+    rng = np.random.default_rng(seed)
+    ref = binary_sample(rng, reference)
+    windows = [binary_sample(rng, rows, shift) for shift in SHIFTS]
+    win_y = np.concatenate([w.y for w in windows])
+    nml = nannyml(
+        ref.scores, {m: np.concatenate([w.scores[m] for w in windows]) for m in MODELS},
+        ref.y, win_y, rows) if with_nannyml else None
+
+    print(f"seed {seed}, reference {reference} labelled rows, "
+          f"{len(SHIFTS)} windows of {rows} rows, x1 mean {SHIFTS}")
     head = (f"{'scores':<14} {'realised accuracy':>18} {'our estimate':>15} {'face MAE':>9} "
             f"{'our MAE':>8} {'our band':>9} {'NannyML MAE':>12} {'NannyML band':>13}")
     print(head)
     print("-" * len(head))
+    out: dict[tuple[str, str], float] = {}
     for m in MODELS:
         real = np.array([np.mean((w.scores[m] >= 0.5) == (w.y == 1)) for w in windows])
         res = ours(ref.scores[m], ref.y, [w.scores[m] for w in windows])
         est, face = np.array(res["est"]), np.array(res["face"])
         inside = int(np.sum((np.array(res["lo"]) <= real) & (real <= np.array(res["hi"]))))
+        out[m, "face"] = float(np.mean(np.abs(face - real)))
+        out[m, "ours"] = float(np.mean(np.abs(est - real)))
         nml_mae, nml_band = "-", "-"
         if nml is not None:
             n_est = np.array(nml[m]["accuracy"])
             n_se = np.array(nml[m]["sampling_error"])
-            nml_mae = f"{np.mean(np.abs(n_est - real)):.4f}"
+            out[m, "NannyML"] = float(np.mean(np.abs(n_est - real)))
+            nml_mae = f"{out[m, 'NannyML']:.4f}"
             nml_band = f"{int(np.sum(np.abs(n_est - real) <= 3 * n_se))}/{len(real)}"
         print(f"{m:<14} {real.min():>8.3f} .. {real.max():.3f} {est.min():>6.3f} .. "
-              f"{est.max():.3f} {np.mean(np.abs(face - real)):>9.4f} "
-              f"{np.mean(np.abs(est - real)):>8.4f} {inside:>7}/{len(real)} {nml_mae:>12} "
-              f"{nml_band:>13}")
+              f"{est.max():.3f} {out[m, 'face']:>9.4f} {out[m, 'ours']:>8.4f} "
+              f"{inside:>7}/{len(real)} {nml_mae:>12} {nml_band:>13}")
         print(f"{'':<14} max |error| ours {np.max(np.abs(est - real)):.4f}")
+    return out
 
 
 if __name__ == "__main__":
