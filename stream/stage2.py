@@ -43,7 +43,7 @@ def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
     out = []
     for row in rows:
         if (row.family in REVISED_FAMILIES or row.metric in REVISED_METRICS
-                or row.metric.endswith(RECONCILIATION_SUFFIXES)):
+                or (row.family == "estimate" and row.metric.endswith(RECONCILIATION_SUFFIXES))):
             out.append(replace(row, revision=revision))
         else:
             out.append(replace(row, revision=0, labelled_count=0, coverage=None))

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,6 +56,10 @@ from stream.config import MetricsSettings
 from stream.metrics.calibration import SEP, Calibration, IsotonicMap
 from stream.metrics.sampling import FloatArray
 from stream.metrics.scorebins import BIN_HIGH, BIN_LOW, BIN_SCORES, IntArray, ScoreBins
+
+if TYPE_CHECKING:
+    from stream.metrics.reference import ReferenceProfile
+    from stream.metrics.window import WindowState
 
 Metrics = dict[str, float | None]
 Q = Callable[[FloatArray], FloatArray]
@@ -330,14 +334,17 @@ def reconciliation_rows(
 
 
 def revision_estimate_rows(
-    state: Any, reference: Any, realised: Mapping[str, float | None], settings: MetricsSettings
+    state: WindowState,
+    reference: ReferenceProfile | None,
+    realised: Mapping[str, float | None],
+    settings: MetricsSettings,
 ) -> list[tuple[str, float | None, int]]:
     """The reconciliation rows of a revision (new labels for a finalised window).
 
     ``state`` is the window's labelled side (a ``WindowState``), ``reference`` its model's
     ``ReferenceProfile`` or None; as :func:`estimate_rows` computes them at the close.
     """
-    calibration = getattr(reference, "calibration", None)
+    calibration = reference.calibration if reference is not None else None
     usable = usable_calibration(calibration, settings.min_calibration_rows)
     return reconciliation_rows(state.task, state.labelled_scores, usable, realised,
                                z=settings.estimate_band_z)
