@@ -115,6 +115,10 @@ class MetricsSettings(_Frozen):
     min_sample_size: int = Field(default=30, ge=1)
     correction: Literal["none", "bonferroni", "bh"] = "bh"
     dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
+    # Label-free estimate (docs/metrics.md): band half-width in standard errors, and the
+    # labelled reference rows needed before the reference's calibration is used.
+    estimate_band_z: float = Field(default=3.0, gt=0)
+    min_calibration_rows: int = Field(default=500, ge=1)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
     def model(self, model_id: str) -> ModelSettings:
