@@ -31,6 +31,8 @@ import orjson
 from stream.join import Entry
 
 PACK_PREFIX: Final = b"pack:"
+#: Keys of the models' closed-through marks, which share the table (see stage 1's commit).
+MARK_PREFIX: Final = b"closed-through:"
 Side = Literal["p", "l"]
 
 
@@ -68,7 +70,8 @@ class JoinStore:
                     continue
                 for doc in orjson.loads(raw):
                     self._load(key, Entry.from_doc(doc))
-            else:  # the previous format: one entry, both sides, keyed by its request id
+            elif not key.startswith(MARK_PREFIX):  # the previous format: one entry, both
+                # sides, keyed by its request id
                 entry = Entry.decode(raw)
                 if entry.partition == self.partition:
                     self._load(key, entry)

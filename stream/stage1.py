@@ -2,13 +2,13 @@
 
 Where the heavy per-event work happens (next to the events). Pure logic: the Faust agent
 (:mod:`stream.app`) feeds it decoded batches and ticks, sends the frames it plans, then calls
-:meth:`PartitionStage.commit`, which persists progress and returns the messages to ack.
+:meth:`PartitionStage.commit`, which takes checkpoints and returns the messages to ack.
 
 No loss, no double count, without Kafka transactions:
 
 - a prediction message is acked only once every window it fed is closed, its partial sent
-  (delivery awaited) and its model's new ``closed_through`` written to the progress table
-  (event time is per model: :mod:`stream.eventtime`). Until then
+  (delivery awaited) and its model's new ``closed_through`` written, after the join
+  entries, at a checkpoint (event time is per model: :mod:`stream.eventtime`). Until then
   its offset is not committed, so after a crash it is read again and the open window is
   rebuilt from exactly the same events; events of windows already closed are skipped;
 - the join table says, per request, the position of the event that wrote it: a replay is
@@ -31,11 +31,16 @@ from typing import Any
 from stream.config import Settings
 from stream.eventtime import ModelClock
 from stream.join import Entry, PerfWindow, position, prediction_fields
-from stream.joinstore import JoinStore
+from stream.joinstore import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
 
+#: Events (or labelled pairs) a window collects before adding them to its states in one
+#: batch. A window state's update costs about the same for 1 row as for hundreds (numpy per
+#: column), so one-event messages paid it per event; the states are batch-invariant (a test
+#: checks that any split gives the same bytes), so folding later changes no figure.
+FOLD_AT = 512
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
 
@@ -54,21 +59,23 @@ class OpenWindow:
     states: dict[str, WindowState] = field(default_factory=dict)
     waiting: list[PendingAck] = field(default_factory=list)
     events: int = 0
+    #: Events not yet added to ``states`` (see :data:`FOLD_AT`).
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Plan:
     """What the agent must do, in order: send ``frames`` (awaiting delivery), send
-    ``broadcast`` to every partials partition, then :meth:`PartitionStage.checkpoint`
-    (awaiting the writes it made), then :meth:`PartitionStage.commit`, then ack."""
+    ``broadcast`` to every partials partition, then :meth:`PartitionStage.commit`, then
+    ack what it returns once the table writes made so far are delivered."""
 
     frames: list[tuple[bytes, bytes]] = field(default_factory=list)
     broadcast: list[bytes] = field(default_factory=list)
     #: Models whose windows closed further: the new mark, persisted by ``commit``.
     closed_through: dict[str, int] = field(default_factory=dict)
     acks: list[Any] = field(default_factory=list)
-    #: :meth:`PartitionStage.checkpoint` has run for this plan.
-    checkpointed: bool = False
+    #: Planned by a tick: a checkpoint is due.
+    tick: bool = False
 
 
 class PartitionStage:
@@ -79,13 +86,11 @@ class PartitionStage:
         partition: int,
         settings: Settings,
         joins: MutableMapping[bytes, bytes],
-        progress: MutableMapping[bytes, int],
         clock: Clock = time.time,
     ) -> None:
         self.partition = partition
         self.settings = settings
         self.joins = JoinStore(partition, joins)
-        self.progress = progress
         self.clock = clock
         win = settings.windows
         self.size_ms = win.size_s * 1000
@@ -104,23 +109,26 @@ class PartitionStage:
         self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
         self.early_pending = 0  # labels in the table still waiting for their prediction
         self.counters: Counter[str] = Counter()
+        #: Handles waiting for the next checkpoint (see :meth:`commit`).
+        self.held: list[Any] = []
         self.last_revision = clock()
         self._rebuild_from_table()
 
     # ------------------------------------------------------------------ helpers
-    def _progress_key(self, model_id: str) -> bytes:
-        return f"closed-through:{self.partition}:{model_id}".encode()
+    def _mark_key(self, model_id: str) -> bytes:
+        """The model's closed-through mark, kept in the join table (see :meth:`commit`)."""
+        return f"{MARK_PREFIX.decode()}{self.partition}:{model_id}".encode()
 
     def _clock(self, model_id: str) -> ModelClock:
         """The model's clock here; created on its first event, with the closed-through
-        mark the progress table kept (re-read while it may still be being restored)."""
+        mark the table kept (re-read while it may still be being restored)."""
         clock = self.clocks.get(model_id)
         if clock is None:
             lateness = self.settings.metrics.model(model_id).allowed_lateness_s
             if lateness is None:
                 lateness = self.settings.windows.allowed_lateness_s
             clock = self.clocks[model_id] = ModelClock(lateness * 1000, last_data=self.clock())
-        stored = self.progress.get(self._progress_key(model_id))
+        stored = self.joins.table.get(self._mark_key(model_id))
         if stored is not None and int(stored) > clock.closed_through:
             clock.closed_through = int(stored)
         return clock
@@ -142,13 +150,28 @@ class PartitionStage:
 
     def _add_labelled(self, wid: WindowId, entries: list[Entry]) -> None:
         perf = self._perf_window(wid)
-        pairs = [e.pair() for e in entries]
-        for seg, group in _group_pairs(perf.router, pairs).items():
+        perf.pending.extend(e.pair() for e in entries)
+        perf.dirty = True
+        if len(perf.pending) >= FOLD_AT:
+            self._fold_labelled(wid, perf)
+
+    def _fold_labelled(self, wid: WindowId, perf: PerfWindow) -> None:
+        """Add the window's collected labelled pairs to its states, in one batch."""
+        for seg, group in _group_pairs(perf.router, perf.pending).items():
             state = perf.states.get(seg)
             if state is None:
                 state = perf.states[seg] = self._new_state(wid.model_id)
             state.add_labelled(group)
-        perf.dirty = True
+        perf.pending = []
+
+    def _fold(self, wid: WindowId, window: OpenWindow) -> None:
+        """Add the window's collected events to its states, in one batch."""
+        for seg, group in window.router.group(window.pending).items():
+            state = window.states.get(seg)
+            if state is None:
+                state = window.states[seg] = self._new_state(wid.model_id)
+            state.add_predictions(group)
+        window.pending = []
 
     def _expire_later(self, entry: Entry, request_id: bytes) -> None:
         at = entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms)
@@ -177,7 +200,7 @@ class PartitionStage:
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
         now = self.clock()
-        clocks: dict[str, ModelClock] = {}  # this batch's models, progress re-read once
+        clocks: dict[str, ModelClock] = {}  # this batch's models, marks re-read once
         resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
@@ -244,11 +267,9 @@ class PartitionStage:
             if window is None:
                 window = self.open[wid] = OpenWindow(
                     SegmentRouter(self.segment_keys, self.local_cap))
-            for seg, group in window.router.group(batch).items():
-                state = window.states.get(seg)
-                if state is None:
-                    state = window.states[seg] = self._new_state(wid.model_id)
-                state.add_predictions(group)
+            window.pending.extend(batch)
+            if len(window.pending) >= FOLD_AT:
+                self._fold(wid, window)
             window.events += len(batch)
             window.waiting.append(pending)
         plan = self.advance(heartbeat=resumed)  # say at once that a model is back here
@@ -301,7 +322,9 @@ class PartitionStage:
         if caught_up is not None:
             self.caught_up = caught_up if self.caught_up is None else max(self.caught_up,
                                                                            caught_up)
-        return self.advance(heartbeat=True, may_idle=True)
+        plan = self.advance(heartbeat=True, may_idle=True)
+        plan.tick = True
+        return plan
 
     def _idle_due(self, clock: ModelClock, model_open: bool) -> bool:
         """The partition was caught up to a moment the idle timeout after the model's last
@@ -354,6 +377,7 @@ class PartitionStage:
 
     def _close(self, wid: WindowId, plan: Plan) -> None:
         window = self.open.pop(wid)
+        self._fold(wid, window)
         header = {"wid": wid.as_list(), "n": window.events}
         plan.frames.append((wid.key(), encode_frame("partial", self.partition, header,
                                                     window.states)))
@@ -367,6 +391,7 @@ class PartitionStage:
 
     def _perf_frame(self, wid: WindowId, perf: PerfWindow, plan: Plan) -> tuple[bytes, bytes]:
         perf.dirty = False
+        self._fold_labelled(wid, perf)
         for pending in self.perf_waiting.pop(wid, []):
             pending.remaining -= 1
             if pending.remaining == 0:
@@ -415,28 +440,27 @@ class PartitionStage:
         return None
 
     def commit(self, plan: Plan) -> list[Any]:
-        """After the plan's frames were delivered: persist progress, return handles to ack."""
-        self.checkpoint(plan)  # if the agent has not (it awaits the writes in between)
-        for model_id, closed_through in plan.closed_through.items():
-            self.progress[self._progress_key(model_id)] = closed_through
-        return plan.acks
+        """After the plan's frames were delivered: take a checkpoint if one is due, and
+        return the handles that may be acked (once the writes made now are delivered).
 
-    def checkpoint(self, plan: Plan) -> bool:
-        """Write the join entries buffered since the last checkpoint (see
-        :mod:`stream.joinstore`) when the plan needs them durable, or enough wait; say
-        whether it wrote.
-
-        Needed before any ack (no offset may be committed past an entry that is not in
-        Kafka) and before a model's closed-through mark moves: after a crash, events of a
-        window at or below the mark are skipped as replays only if their entries are
-        restored, so the entries must be in Kafka before the mark. The agent awaits the
-        delivery of these writes before :meth:`commit` writes the marks."""
-        if plan.checkpointed:
-            return False
-        plan.checkpointed = True
-        due = bool(plan.acks or plan.closed_through) or (
+        A checkpoint (:mod:`stream.joinstore`) writes the join entries buffered since the
+        last one, then the models' closed-through marks, into the same table, so one
+        changelog partition carries them in that order: a mark never reaches Kafka before
+        the entries of the events it covers (after a crash, events of a window at or below
+        the mark are skipped as replays only if their entries come back). It is due on a
+        tick, when a mark moves, or when ``worker.checkpoint_events`` entries wait.
+        Between checkpoints the handles wait here: no offset is committed past an entry
+        that is not in Kafka, and a message costs no table write of its own."""
+        self.held.extend(plan.acks)
+        due = plan.tick or bool(plan.closed_through) or (
             self.joins.buffered >= self.settings.worker.checkpoint_events)
-        return due and self.joins.checkpoint() > 0
+        if not due:
+            return []
+        self.joins.checkpoint()
+        for model_id, closed_through in plan.closed_through.items():
+            self.joins.table[self._mark_key(model_id)] = str(closed_through).encode()
+        handles, self.held = self.held, []
+        return handles
 
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, Any]:

@@ -76,7 +76,6 @@ class Harness:
     settings: Settings
     clock: list[float] = field(default_factory=lambda: [0.0])
     joins: dict[bytes, bytes] = field(default_factory=dict)
-    progress: dict[bytes, int] = field(default_factory=dict)
     perf: dict[bytes, bytes] = field(default_factory=dict)
     finals: dict[bytes, bytes] = field(default_factory=dict)
     results: list[WindowResults] = field(default_factory=list)
@@ -90,7 +89,7 @@ class Harness:
 
     def start(self) -> None:
         """(Re)start: fresh in-memory stages over the persisted tables."""
-        self.stage1 = {p: PartitionStage(p, self.settings, self.joins, self.progress,
+        self.stage1 = {p: PartitionStage(p, self.settings, self.joins,
                                          clock=lambda: self.clock[0])
                        for p in range(self.parts)}
         self.stage2 = {q: MergeStage(q, self.settings, self.parts, self.perf, self.finals,
@@ -370,7 +369,12 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
 def stored_ids(table: dict[bytes, bytes]) -> set[bytes]:
     """The request ids the join table holds (in its packs): what a restart restores."""
     import orjson
-    return {doc["r"].encode() for raw in table.values() for doc in orjson.loads(raw)}
+    return {doc["r"].encode() for raw in packs(table).values() for doc in orjson.loads(raw)}
+
+
+def packs(table: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """The join table's packs (it holds the models' closed-through marks too)."""
+    return {k: v for k, v in table.items() if not k.startswith(b"closed-through:")}
 
 
 def test_join_state_expires_by_event_time() -> None:
@@ -381,20 +385,21 @@ def test_join_state_expires_by_event_time() -> None:
     h = Harness(settings)
     h.produce("labels", [dict(labels[0], request_id="orphan")])
     h.pump()
+    h.tick(0)  # a checkpoint
     assert stored_ids(h.joins) == {b"orphan"}
     h.produce("predictions", preds)
     h.pump()  # event time moves 59 s on: past the orphan label's 30 s TTL, not the horizon
     h.tick(0)  # a checkpoint: the open windows' entries are written, the orphan deleted
     assert len(stored_ids(h.joins)) == 100 and b"orphan" not in stored_ids(h.joins)
-    assert all(key.startswith(b"pack:") for key in h.joins)  # the orphan's pack is deleted
-    assert len(h.joins) < 100  # one record per message, not per event
+    assert all(key.startswith(b"pack:") for key in packs(h.joins))  # the orphan's is gone
+    assert len(packs(h.joins)) < 100  # one record per message, not per event
     later = [dict(preds[0], request_id=f"n{i}", timestamp=T0 + 400_000 + i) for i in range(8)]
     h.produce("predictions", later)
     h.pump()
     h.tick(1)
     assert stored_ids(h.joins) == {f"n{i}".encode() for i in range(8)}
     messages = {partition_for(f"n{i}", h.parts) for i in range(8)}  # one each (< 7 events)
-    assert len(h.joins) == len(messages)  # one record per message; the rest were deleted
+    assert len(packs(h.joins)) == len(messages)  # one record per message; the rest were deleted
     expired = {k: sum(s.counters[k] for s in h.stage1.values())
                for k in ("expired_unlabelled", "expired_early_labels")}
     assert expired == {"expired_unlabelled": 100, "expired_early_labels": 1}
@@ -503,20 +508,20 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     settings = make_settings()
     preds, labels = make_events(20, span_ms=10_000)  # one window, still open at the end
     table = RecordingTable()
-    first = PartitionStage(0, settings, table, {})
+    first = PartitionStage(0, settings, table)
     first.on_predictions(preds[:10], 7, "p")
     first.on_predictions(preds[10:], 8, "p")
     first.on_labels(labels, 3, "l")
     assert table.written == []  # nothing is acked yet: no checkpoint
-    assert first.commit(Plan(acks=["tick"])) == ["tick"]  # an ack: a checkpoint first
+    assert first.commit(Plan(acks=["tick"], tick=True)) == ["tick"]  # a tick: a checkpoint
     packs = [pack_key(0, "l", 3), pack_key(0, "p", 7)]
     assert table.written == packs  # one write per side and checkpoint, not one per event
     local = RecordingTable(table)  # what survived on disk; the changelog may not have it
-    again = PartitionStage(0, settings, local, {})
+    again = PartitionStage(0, settings, local)
     again.on_predictions(preds[:10], 7, "p")
     again.on_predictions(preds[10:], 8, "p")
     again.on_labels(labels, 3, "l")
-    again.commit(Plan(acks=["tick"]))
+    again.commit(Plan(acks=["tick"], tick=True))
     assert local.written == packs  # each written again, once
     assert dict(local) == dict(table)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
@@ -531,7 +536,7 @@ def test_only_a_caught_up_tick_declares_a_model_idle() -> None:
     settings = make_settings()  # idle timeout 30 s
     preds, labels = make_events(20, span_ms=10_000)
     clock = [0.0]
-    stage = PartitionStage(0, settings, {}, {}, clock=lambda: clock[0])
+    stage = PartitionStage(0, settings, {}, clock=lambda: clock[0])
     stage.on_predictions(preds[:10], 0, "p0")
     clock[0] = 31.0
     plan = stage.on_labels(labels, 0, "l0")
@@ -607,7 +612,7 @@ def test_a_late_event_of_a_window_that_never_opened_is_counted() -> None:
     late = sum(v["value"] for k, v in rows.items() if k[5] == "late_events")
     assert late == 60 and counted == 60
     window_rows = {k: v for k, v in rows.items() if k[3] == T0}
-    assert window_rows and all(k[4] in {"performance", "service"} for k in window_rows)
+    assert window_rows and all(k[4] in {"performance", "service", "estimate"} for k in window_rows)
     assert rows[("m", "v1", "all", T0, "service", "late_events", "")]["value"] == 60
 
 
@@ -617,7 +622,7 @@ def test_allowed_lateness_is_per_model() -> None:
     settings = make_settings(models={"b": {"allowed_lateness_s": 50}})
     assert settings.windows.allowed_lateness_s == 5
     a_preds, _, b_preds, _ = _two_models(2, seed=41, span_ms=1_000)
-    stage = PartitionStage(0, settings, {}, {})
+    stage = PartitionStage(0, settings, {})
     stage.on_predictions(a_preds + b_preds, 0, "p0")
     later = [dict(e, request_id=e["request_id"] + "x", timestamp=T0 + 60_000 + 20_000)
              for e in (a_preds[0], b_preds[0])]
@@ -650,27 +655,32 @@ def test_a_perf_frame_past_the_label_horizon_is_not_a_new_window() -> None:
     assert late.value == 1 and plan.acks == ["perf2"]
 
 
-def test_join_entries_are_checkpointed_before_a_progress_mark_moves() -> None:
+def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_then() -> None:
     """After a crash, events of a window at or below its model's closed-through mark are
-    skipped as replays only if their join entries come back: so the entries must be written
-    (and the agent awaits them) before the mark is. Seen on the real broker: a worker that
-    exited hard between the two counted a whole window's replayed events as late."""
+    skipped as replays only if their join entries come back: a checkpoint writes the entries,
+    then the mark, into one table (one changelog partition keeps that order). Seen on the
+    real broker: a worker that exited hard with the mark in Kafka and not the entries counted
+    a whole window's replayed events late. Between checkpoints, handles wait in the stage."""
     settings = make_settings()
-    preds, _ = make_events(40, span_ms=50_000)
-    table, progress = RecordingTable(), {}
-    stage = PartitionStage(0, settings, table, progress)
+    preds, labels = make_events(40, span_ms=50_000)
+    table = RecordingTable()
+    stage = PartitionStage(0, settings, table)
+    mark = b"closed-through:0:m"
     plan = stage.on_predictions(preds, 0, "p0")
     assert plan.closed_through == {"m": T0} and not plan.acks  # the first mark: no window
-    assert stage.checkpoint(plan)  # ... the entries still go first
-    assert table.written == [pack_key(0, "p", 0)] and progress == {}
-    stage.commit(plan)
-    assert progress == {b"closed-through:0:m": T0}
+    assert stage.commit(plan) == []
+    assert table.written == [pack_key(0, "p", 0), mark] and table[mark] == str(T0).encode()
+    early = [dict(labels[0], request_id="early")]
+    plan = stage.on_labels(early, 0, "l0")  # an early label: nothing to wait for ...
+    assert plan.acks == ["l0"] and stage.commit(plan) == []  # ... but no checkpoint yet
+    assert len(table.written) == 2
     push = [dict(preds[0], request_id="push", timestamp=T0 + 60_000 + 6_000)]
     plan = stage.on_predictions(push, 1, "p1")  # the watermark passes the first window
     assert plan.closed_through == {"m": T0 + 60_000} and plan.acks == ["p0"]
-    assert stage.checkpoint(plan)  # the agent awaits these writes, then commits
-    assert table.written[-1] == pack_key(0, "p", 1)
-    assert progress == {b"closed-through:0:m": T0}
-    assert stage.commit(plan) == ["p0"]
-    assert len(table.written) == 2  # not written twice
-    assert progress == {b"closed-through:0:m": T0 + 60_000}
+    assert stage.commit(plan) == ["l0", "p0"]
+    assert table.written[2:] == [pack_key(0, "l", 0), pack_key(0, "p", 1), mark]
+    assert table[mark] == str(T0 + 60_000).encode()
+    tick = stage.tick(None)
+    tick.acks.append("t")
+    assert stage.commit(tick) == ["t"]  # nothing buffered: no write, the tick is acked
+    assert len(table.written) == 5
