@@ -34,21 +34,34 @@ class ModelClock:
     #: When (wall clock, s) the model's last prediction here was processed.
     last_data: float = 0.0
     idle: bool = False
-    #: Join entries of this model to drop, as (event time, request id), by the model's clock.
-    expiry: list[tuple[int, bytes]] = field(default_factory=list)
+    #: Join entries of this model to drop, by the event time they expire at. Entries expire
+    #: at their window's end plus the label horizon, so there are few distinct times: a heap
+    #: of the times and a list per time, not a heap push per event.
+    expiry_times: list[int] = field(default_factory=list)
+    expiry: dict[int, list[bytes]] = field(default_factory=dict)
 
     def watermark(self) -> int:
         return self.max_ts - self.lateness_ms
 
     def expire_later(self, at: int, request_id: bytes) -> None:
-        heapq.heappush(self.expiry, (at, request_id))
+        waiting = self.expiry.get(at)
+        if waiting is None:
+            heapq.heappush(self.expiry_times, at)
+            self.expiry[at] = [request_id]
+        else:
+            waiting.append(request_id)
 
     def due(self) -> list[tuple[int, bytes]]:
         """Expiry entries the model's clock has passed, removed from the queue."""
-        out = []
-        while self.expiry and self.expiry[0][0] < self.max_ts:
-            out.append(heapq.heappop(self.expiry))
+        out: list[tuple[int, bytes]] = []
+        while self.expiry_times and self.expiry_times[0] < self.max_ts:
+            at = heapq.heappop(self.expiry_times)
+            out.extend((at, request_id) for request_id in self.expiry.pop(at))
         return out
+
+    def waiting(self) -> int:
+        """Join entries queued for expiry."""
+        return sum(len(ids) for ids in self.expiry.values())
 
 
 class CatchUp:

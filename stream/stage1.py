@@ -469,7 +469,7 @@ class PartitionStage:
             "open_events": sum(w.events for w in self.open.values()),
             "perf_windows": len(self.perf),
             "join_entries_tracked": len(self.early_expiry) + sum(
-                len(c.expiry) for c in self.clocks.values()),
+                c.waiting() for c in self.clocks.values()),
             "early_labels_waiting": self.early_pending,
             "caught_up": self.caught_up,
             "models": {m: {"closed_through": c.closed_through, "max_event_time": c.max_ts,
