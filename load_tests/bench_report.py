@@ -201,6 +201,8 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
                 f"{lat.get('n', 0)} / {lat.get('n', 0) + s.get('missing', 0)}"),
             Row(name, "each model's first (partial) window, p50 / max s", _pair(
                 s.get("first_window_latency_s", {}))),
+            Row(name, "events not yet consumed when the traffic stopped",
+                s.get("behind_at_end")),
             Row(name, "events per worker CPU-second", s.get("events_per_cpu_s")),
             Row(name, "peak RSS MB", s.get("peak_rss_mb")),
         ]
