@@ -161,6 +161,8 @@ def _backlog_rows(name: str, s: Mapping[str, Any], target: int, aim: int | None)
         Row(name, "worker / bare, events/s", ratio_text(s.get("e2e_events_per_s"),
                                                         bare.get("events_per_s"))),
         Row(name, "peak RSS MB", s.get("peak_rss_mb")),
+        Row(name, "labels joined / sent", None if s.get("labels") is None else
+            f"{s.get('labels_joined', 0):,} / {s['labels']:,}"),
     ]
 
 
@@ -184,6 +186,8 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
             Row(name, "wall-clock speed-up, one's time / two's", s.get("speedup")),
             Row(name, "events per CPU-second (both)", s.get("events_per_cpu_s")),
             Row(name, "peak RSS MB (larger worker)", s.get("peak_rss_mb")),
+            Row(name, "labels joined / sent", None if s.get("labels") is None else
+                f"{s.get('labels_joined', 0):,} / {s['labels']:,}"),
         ]
     if (s := scenarios.get("steady")) is not None:
         name = f"steady {s['rate']:,.0f} ev/s"
@@ -202,7 +206,9 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
             Row(name, "each model's first (partial) window, p50 / max s", _pair(
                 s.get("first_window_latency_s", {}))),
             Row(name, "events not yet consumed when the traffic stopped",
-                s.get("behind_at_end")),
+                s.get("behind_at_end"), "< 2 s of traffic (steady)",
+                None if s.get("behind_at_end") is None else
+                s["behind_at_end"] < 2 * s["rate"]),
             Row(name, "events per worker CPU-second", s.get("events_per_cpu_s")),
             Row(name, "peak RSS MB", s.get("peak_rss_mb")),
         ]
