@@ -28,7 +28,7 @@ the worker's events per CPU-second, which noise and throttling affect least.
 
 Two regimes: by default the producer sends as fast as it can (the worker catches up on a
 backlog); ``--produce-rate R`` throttles it to R events/s (a live system the worker keeps up
-with; pick R below the worker's capacity, ~1,200 ev/s on a 2-core machine).
+with; pick R below the worker's capacity, which `make bench` measures).
 """
 
 from __future__ import annotations
