@@ -67,6 +67,43 @@ def latency_summary(latencies: Sequence[float]) -> dict[str, Any]:
             "max": round(max(latencies), 3)}
 
 
+class PassTracker:
+    """Notes when each model's watermark passes each window's end on each partition.
+
+    Fed every prediction as the producer hands it over (model, partition, event time, wall
+    time); the first event of a model on a partition with a timestamp at or past a window's
+    end plus ``lateness_ms`` passes that window there. ``first_window`` keeps each model's
+    first window (open before its traffic began, so partial).
+
+    Examples
+    --------
+    >>> t = PassTracker(size_ms=60_000, lateness_ms=2_000)
+    >>> for ts, now in [(30_000, 1.0), (61_000, 2.0), (62_000, 3.0), (125_000, 4.0)]:
+    ...     t.see("m", 0, ts, now)
+    >>> t.passes
+    {('m', 0, 0): 3.0, ('m', 60000, 0): 4.0}
+    """
+
+    def __init__(self, size_ms: int, lateness_ms: int) -> None:
+        self.size_ms, self.lateness_ms = size_ms, lateness_ms
+        self.passes: dict[tuple[str, int, int], float] = {}
+        self.first_window: dict[str, int] = {}
+        self._next_end: dict[tuple[str, int], int] = {}
+
+    def see(self, model: str, partition: int, ts: int, now: float) -> None:
+        start = ts - ts % self.size_ms
+        self.first_window.setdefault(model, start)
+        end = self._next_end.get((model, partition))
+        if end is None:
+            self._next_end[(model, partition)] = start + self.size_ms
+            return
+        # A gap in the traffic can pass several windows at once: each passes now.
+        while ts >= end + self.lateness_ms:
+            self.passes[(model, end - self.size_ms, partition)] = now
+            end += self.size_ms
+        self._next_end[(model, partition)] = end
+
+
 def watermark_passes(per_partition: Mapping[tuple[str, int, int], float],
                      partitions: int) -> dict[WindowKey, float]:
     """When each model's watermark passed each window's end on *every* partition.

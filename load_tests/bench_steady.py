@@ -38,7 +38,13 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer
 
-from load_tests.bench_report import close_latencies, close_times, latency_summary, watermark_passes
+from load_tests.bench_report import (
+    PassTracker,
+    close_latencies,
+    close_times,
+    latency_summary,
+    watermark_passes,
+)
 from load_tests.benchkit import (
     consumed,
     ensure_bench_topics,
@@ -50,7 +56,6 @@ from load_tests.benchkit import (
 from stream.client import MonitorClient
 from stream.partitioning import partition_for
 from stream.topics import internal_topics
-from stream.windows import window_start
 
 MODELS = 6
 LATENESS_S = 2
@@ -73,23 +78,21 @@ class SteadyProducer:
     started: float = 0.0
     finished: float = 0.0
     error: BaseException | None = None
-    #: (model, window_start, partition) -> wall time the watermark passed the window's end
-    passes: dict[tuple[str, int, int], float] = field(default_factory=dict)
-    #: model -> start of its first window (open before its traffic began: partial)
-    first_window: dict[str, int] = field(default_factory=dict)
+    #: when each model's watermark passed each window's end on each partition
+    tracker: PassTracker = field(init=False)
     thread: threading.Thread = field(init=False)
 
     def start(self) -> None:
+        windows = self.settings.windows
+        self.tracker = PassTracker(windows.size_s * 1000, windows.allowed_lateness_s * 1000)
         self.thread = threading.Thread(target=self._run, name="steady-producer", daemon=True)
         self.started = time.time()
         self.thread.start()
 
     def _run(self) -> None:
         size_ms = self.settings.windows.size_s * 1000
-        late_ms = self.settings.windows.allowed_lateness_s * 1000
         parts = self.settings.topics.partitions
         delay_ms = [k * size_ms // MODELS for k in range(MODELS)]
-        next_end: dict[tuple[str, int], int] = {}
         labels: deque[tuple[float, dict[str, Any]]] = deque()
         rng = random.Random(5)
         try:
@@ -107,14 +110,7 @@ class SteadyProducer:
                     model = f"steady-{k}"
                     ts = int(now * 1000) - delay_ms[k]
                     event = prediction(i, ts, rng, model=model, prefix="s")
-                    p = partition_for(event["request_id"], parts)
-                    end = next_end.get((model, p))
-                    self.first_window.setdefault(model, window_start(ts, size_ms))
-                    if end is None:
-                        next_end[(model, p)] = window_start(ts, size_ms) + size_ms
-                    elif ts >= end + late_ms:
-                        self.passes[(model, end - size_ms, p)] = now
-                        next_end[(model, p)] = window_start(ts - late_ms, size_ms) + size_ms
+                    self.tracker.see(model, partition_for(event["request_id"], parts), ts, now)
                     client.log_prediction(event)
                     self.sent += 1
                     if i % 2 == 0:
@@ -194,7 +190,7 @@ def run_steady(bootstrap: str, root: Path, *, rate: float, seconds: float,
             raise RuntimeError(f"producer failed: {producer.error!r}")
         stats = worker.stats() or {}
         behind = producer.sent - consumed(stats)
-        passes = watermark_passes(producer.passes, parts)
+        passes = watermark_passes(producer.tracker.passes, parts)
         deadline = time.monotonic() + drain_s
         while time.monotonic() < deadline:
             if set(passes) <= set(close_times(list(listener.records))):
@@ -210,7 +206,8 @@ def run_steady(bootstrap: str, root: Path, *, rate: float, seconds: float,
             listener.stop()
     records = list(listener.records)
     closes = close_times(records)
-    warm_up = {k: t for k, t in passes.items() if producer.first_window.get(k[0]) == k[1]}
+    first_window = producer.tracker.first_window
+    warm_up = {k: t for k, t in passes.items() if first_window.get(k[0]) == k[1]}
     steady = {k: t for k, t in passes.items() if k not in warm_up}
     latencies, missing = close_latencies(steady, closes)
     first, missing_first = close_latencies(warm_up, closes)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from load_tests.bench_report import (
     HISTORY_HEADER,
     JSON_VERSION,
+    PassTracker,
     bench_document,
     close_latencies,
     close_times,
@@ -24,6 +25,7 @@ from load_tests.bench_report import (
     table_rows,
     watermark_passes,
 )
+from stream.windows import window_start
 
 
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50), st.floats(0, 100))
@@ -133,3 +135,20 @@ def test_json_document_shape_round_trips() -> None:
     row = history_row(doc)
     assert row.count("|") == HISTORY_HEADER.count("|")
     assert "01234567" in row and "10,500" in row and "1.31 (6,000 ev/s)" in row
+
+
+def test_pass_tracker_marks_each_window_once_per_partition() -> None:
+    t = PassTracker(size_ms=60_000, lateness_ms=2_000)
+    t.see("m", 0, 30_000, now=1.0)  # first window [0, 60 s): partial
+    t.see("m", 1, 45_000, now=1.5)
+    t.see("m", 0, 61_500, now=2.0)  # past the end, not past end + lateness
+    assert t.passes == {}
+    t.see("m", 0, 62_000, now=3.0)  # passes [0, 60 s) on partition 0
+    t.see("m", 0, 63_000, now=3.5)  # already passed: the first time stays
+    t.see("m", 1, 200_000, now=4.0)  # a gap: passes three windows on partition 1 at once
+    assert t.passes == {("m", 0, 0): 3.0, ("m", 0, 1): 4.0, ("m", 60_000, 1): 4.0,
+                        ("m", 120_000, 1): 4.0}
+    assert t.first_window == {"m": 0}
+    assert watermark_passes(t.passes, partitions=2) == {("m", 0): 4.0}
+    t.see("n", 0, 1_700_000_123_456, now=5.0)  # the worker's own window arithmetic
+    assert t.first_window["n"] == window_start(1_700_000_123_456, 60_000)
