@@ -8,7 +8,8 @@ PY     := $(VENV)/bin/python
 KAFKA  := $(PY) tools/kafka/local_kafka.py
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration install kafka-jars lint typecheck bench clean
+.PHONY: demo test unit integration install kafka-jars lint typecheck bench bench-full \
+	bench-micro clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +37,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# One table of the worker's figures against issue 10's targets, JSON in .run/bench.json
+# (docs/benchmarks.md; ARGS=--record adds a dated row there). bench: ~10 min on 2 cores.
 bench: install kafka-jars
+	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_worker.py $(ARGS)
+
+bench-full: install kafka-jars
+	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_worker.py --full $(ARGS)
+
+# In-process micro-benchmarks: one window's metric set; decode + validate.
+bench-micro: install
 	$(PY) load_tests/bench_metrics.py
 	$(PY) load_tests/bench_ingest.py
 	$(PY) load_tests/bench_estimate.py
-	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_stream.py --quick
 
 clean:
 	rm -rf .data .run

@@ -28,206 +28,33 @@ the worker's events per CPU-second, which noise and throttling affect least.
 
 Two regimes: by default the producer sends as fast as it can (the worker catches up on a
 backlog); ``--produce-rate R`` throttles it to R events/s (a live system the worker keeps up
-with; pick R below the worker's capacity, ~1,200 ev/s on a 2-core machine).
+with; pick R below the worker's capacity, which `make bench` measures).
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
 import os
-import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
-import yaml
-from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.client import MonitorClient
-from stream.config import Settings, load_settings
+from load_tests.benchkit import (
+    EARLY_SHARE,
+    LABEL_SHARE,
+    T0,
+    Producer,
+    Worker,
+    baseline,
+    last_window_results,
+    write_config,
+)
 from stream.topics import ensure_topics, internal_topics
 from stream.windows import window_start
-
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-T0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
-WINDOWS = {"size_s": 60, "allowed_lateness_s": 60, "label_horizon_s": 600,
-           "early_label_ttl_s": 300, "idle_partition_timeout_s": 5, "revision_interval_s": 10,
-           "tick_interval_s": 1}
-LABEL_SHARE, EARLY_SHARE = 0.5, 0.1  # labelled predictions; of those, labels sent early
-EARLY_LEAD_S = 120  # an early label is sent this much event time before its prediction
-MAX_DELAY_S = 120  # a late label comes 1..MAX_DELAY_S seconds of event time after
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_config(bootstrap: str, folder: Path,
-                 table_store: str = "memory://") -> tuple[Settings, Path]:
-    tag = uuid.uuid4().hex[:8]
-    doc = {
-        "kafka": {"bootstrap": bootstrap},
-        "topics": {"predictions": f"bpred-{tag}", "labels": f"blabels-{tag}",
-                   "dead_letter": f"bdlq-{tag}", "alerts": f"balerts-{tag}", "partitions": 4},
-        "worker": {"app_id": f"bench-{tag}", "data_dir": str(folder / "worker"),
-                   "web_port": free_port(), "table_store": table_store},
-        "windows": WINDOWS,
-        "store": {"kind": "none"},
-        "metrics": {"segments": ["country"]},
-    }
-    path = folder / "bench.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return load_settings(path), path
-
-
-# ---------------------------------------------------------------------------- the stream
-def stream_events(n: int, event_rate: float, seed: int = 11) -> Any:
-    """Yield ("prediction" | "label", event) in the order a live system would send them."""
-    rng = random.Random(seed)
-    step_ms = 1000 / event_rate
-    lead = int(EARLY_LEAD_S * event_rate)
-    pending: list[tuple[int, int, dict[str, Any]]] = []  # (due ts, seq, label) heap
-    early: dict[int, int] = {}  # prediction index -> label, for labels sent early
-
-    def label_of(i: int, ts: int) -> dict[str, Any]:
-        return {"request_id": f"b-{i}", "model_id": "bench", "timestamp": ts,
-                "label": int(rng.random() < 0.3)}
-
-    for i in range(n + lead):
-        ts = T0 + int(i * step_ms)
-        ahead = i + lead  # decide now whether prediction `ahead` gets its label early
-        if ahead < n and rng.random() < LABEL_SHARE * EARLY_SHARE:
-            early[ahead] = 1
-            yield "label", label_of(ahead, ts)
-        if i >= n:
-            continue
-        while pending and pending[0][0] <= ts:
-            yield "label", heapq.heappop(pending)[2]
-        p = rng.random()
-        device = ("ios", "android", "web")[i % 3]
-        yield "prediction", {
-            "request_id": f"b-{i}", "model_id": "bench", "model_version": "v1", "timestamp": ts,
-            "features": {"amount": round(rng.lognormvariate(3.0, 1.0), 2),
-                         "age": float(18 + i % 60), "device": device,
-                         "is_new_user": p < 0.2, "coupon": None if p < 0.7 else "SPRING"},
-            "prediction": int(p >= 0.5), "probability": round(p, 6),
-            "segments": {"country": ("DE", "FR", "US", "BR")[i % 4], "device": device},
-            "latency_ms": round(rng.random() * 30, 2),
-        }
-        if i not in early and rng.random() < LABEL_SHARE * (1 - EARLY_SHARE) / (
-                1 - LABEL_SHARE * EARLY_SHARE):
-            due = ts + rng.randint(1_000, MAX_DELAY_S * 1000)
-            heapq.heappush(pending, (due, i, label_of(i, due)))
-        early.pop(i, None)
-    while pending:
-        yield "label", heapq.heappop(pending)[2]
-
-
-@dataclass
-class Producer:
-    """Sends the stream from a thread; counts what it sent."""
-
-    settings: Settings
-    events: int
-    event_rate: float
-    wall_rate: float  # events/s to throttle to; 0: as fast as possible
-    predictions: int = 0
-    labels: int = 0
-    started: float = 0.0
-    finished: float = 0.0
-    last_ts: int = 0
-    error: BaseException | None = None
-    thread: threading.Thread = field(init=False)
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="bench-producer", daemon=True)
-        self.started = time.time()
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            with MonitorClient.from_settings(self.settings, batch_size=500,
-                                             validate=False) as client:
-                for sent, (kind, event) in enumerate(
-                        stream_events(self.events, self.event_rate), 1):
-                    if kind == "prediction":
-                        client.log_prediction(event)
-                        self.predictions += 1
-                        self.last_ts = event["timestamp"]
-                    else:
-                        client.log_label(event)
-                        self.labels += 1
-                    if self.wall_rate and sent % 1000 == 0:
-                        ahead = sent / self.wall_rate - (time.time() - self.started)
-                        if ahead > 0:
-                            time.sleep(ahead)
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        self.finished = time.time()
-
-    @property
-    def done(self) -> bool:
-        return not self.thread.is_alive()
-
-
-# ---------------------------------------------------------------------------- the worker
-class Worker:
-    def __init__(self, config: Path, settings: Settings) -> None:
-        self.port = settings.worker.web_port
-        self.log_path = config.parent / "worker.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([PY, "-m", "stream.cli", "worker", "--config",
-                                          str(config)], cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT)
-
-    def stats(self) -> dict[str, Any] | None:
-        try:
-            url = f"http://127.0.0.1:{self.port}/stats"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                data: dict[str, Any] = orjson.loads(response.read())
-                return data
-        except OSError:
-            return None
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"worker exited ({self.proc.returncode}); log tail:\n"
-                               + self.log_path.read_text()[-3000:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -252,9 +79,8 @@ def take_sample(t0: float, worker: Worker, producer: Producer) -> Sample | None:
         return None
     parts = stats.get("partitions", {}).values()
     merge = stats.get("merge", {}).values()
-    # Event time is per model (one model here): the slowest partition's newest event.
-    max_ts = min((max((m["max_event_time"] for m in p.get("models", {}).values()), default=0)
-                  for p in parts), default=0)
+    max_ts = min((m["max_event_time"] for p in parts for m in p.get("models", {}).values()),
+                 default=0)
     return Sample(
         t=time.time() - t0, produced=producer.predictions + producer.labels,
         consumed=sum(stats.get("valid", {}).values()), rss_mb=worker.rss_mb(),
@@ -281,67 +107,6 @@ def row(s: Sample, prev: Sample | None) -> str:
     return (f"{s.t:>6.0f} {s.produced:>10,} {s.consumed:>10,} {rate:>7,.0f} {s.rss_mb:>7.0f} "
             f"{cpu:>5.0f} {s.entries:>9,} {s.entries_max_part:>8,} {s.open_windows:>8} "
             f"{s.open_events:>8,} {s.perf_windows:>8} {s.pending:>7} {s.event_time_h:>6.2f}")
-
-
-# ---------------------------------------------------------------------------- topics
-def last_window_results(bootstrap: str, topic: str, last_ws: int,
-                        timeout: float) -> tuple[float | None, int, int]:
-    """(Kafka time of the last record of window ``last_ws``, records, distinct windows)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    seen_at: float | None = None
-    records, windows = 0, set()
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(5_000, timeout=0.5)
-            good = [m for m in batch if m.error() is None]
-            if not good:
-                if seen_at is not None and time.monotonic() - quiet_since > 3:
-                    break
-                continue
-            quiet_since = time.monotonic()
-            for msg in good:
-                records += 1
-                ws = orjson.loads(msg.value() or b"{}").get("window_start")
-                windows.add(ws)
-                if ws == last_ws:
-                    at = msg.timestamp()[1] / 1000
-                    seen_at = at if seen_at is None else max(seen_at, at)
-    finally:
-        consumer.close()
-    return seen_at, records, len(windows)
-
-
-def baseline(bootstrap: str, topics: list[str], parse: bool) -> tuple[float, int, int]:
-    """Plain consumer reading ``topics`` to their end: (seconds, messages, events)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"base-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    ends: dict[tuple[str, int], int] = {}
-    meta = consumer.list_topics(timeout=10)
-    for topic in topics:
-        for p in meta.topics[topic].partitions:
-            ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p))[1]
-    consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
-    remaining = {tp for tp, end in ends.items() if end > 0}
-    messages = events = 0
-    t0 = time.perf_counter()
-    while remaining:
-        for msg in consumer.consume(1_000, timeout=1):
-            if msg.error() is not None:
-                continue
-            messages += 1
-            if parse:
-                doc = orjson.loads(msg.value() or b"null")
-                events += len(doc) if type(doc) is list else 1
-            tp = (str(msg.topic()), int(msg.partition() or 0))
-            if int(msg.offset() or 0) + 1 >= ends[tp]:
-                remaining.discard(tp)
-    seconds = time.perf_counter() - t0
-    consumer.close()
-    return seconds, messages, events
 
 
 # ---------------------------------------------------------------------------- summary
@@ -379,7 +144,7 @@ def main() -> int:
           f"{win.size_s} s, lateness {win.allowed_lateness_s} s, horizon "
           f"{win.label_horizon_s} s, early TTL {win.early_label_ttl_s} s, idle "
           f"{win.idle_partition_timeout_s:g} s; tables {args.table_store}; "
-          f"worker log {folder / 'worker.log'}\n")
+          f"worker log {config.with_suffix('.log')}\n")
 
     worker = Worker(config, settings)
     samples: list[Sample] = []
@@ -448,7 +213,7 @@ def main() -> int:
     counters = {k: v for p in stats.get("partitions", {}).values() for k, v in p.items()
                 if isinstance(v, int) and not isinstance(v, bool) and k not in (
                     "open_windows", "open_events", "perf_windows", "join_entries_tracked",
-                    "caught_up")}
+                    "closed_through", "max_event_time", "early_labels_waiting")}
     sums: dict[str, int] = {}
     for part in stats.get("partitions", {}).values():
         for key in counters:
