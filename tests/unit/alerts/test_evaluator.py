@@ -1,0 +1,123 @@
+"""The evaluator on synthetic windows: concept change, covariate shift, replay, restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.alerts.evaluator import ModelAlerts
+from stream.alerts.messages import decode_alert, encode_alert
+from stream.config import AlertRule, Settings
+from stream.metrics.reference import ReferenceProfile
+from stream.results import AlertRecord, WindowResults
+
+from .helpers import T0, W, window
+
+REFERENCE = ReferenceProfile(3000, {}, {"accuracy": 1.0}, 3000)
+SETTINGS = Settings(windows={"size_s": 60})
+
+
+def run(windows: list[WindowResults], restart_every: bool = False,
+        settings: Settings = SETTINGS) -> list[AlertRecord]:
+    state = ModelAlerts()
+    out: list[AlertRecord] = []
+    for i, results in enumerate(windows):
+        if restart_every:
+            state = ModelAlerts(state.to_bytes())
+        out.extend(state.evaluate(results, settings, REFERENCE, now=i).alerts)
+    return out
+
+
+def summary(alerts: list[AlertRecord]) -> list[tuple[str, str, int]]:
+    return [(a.rule, a.state, (a.window_start - T0) // W) for a in alerts]
+
+
+def test_stationary_fires_nothing() -> None:
+    assert run([window(i) for i in range(30)]) == []
+
+
+def test_concept_change_fires_performance_and_concept_at_the_change_and_resolves() -> None:
+    accuracies = [1.0] * 10 + [0.915] * 4 + [1.0] * 8
+    alerts = run([window(i, accuracy=a, segments={"country=DE": a - 0.05, "country=FR": a})
+                  for i, a in enumerate(accuracies)])
+    got = summary(alerts)
+    assert ("performance_drop", "firing", 10) in got
+    assert ("concept_drift", "firing", 10) in got
+    assert ("performance_drop", "resolved", 15) in got
+    assert ("concept_drift", "resolved", 15) in got
+    assert all(w >= 10 for _, _, w in got)
+    assert len(got) == 4  # nothing else, and nothing twice
+    firing = next(a for a in alerts if a.rule == "performance_drop" and a.state == "firing")
+    assert firing.contributors[0].name == "country=DE"
+    assert firing.value is not None and firing.value < 0.001
+    assert "country=DE" in firing.message
+
+
+def test_small_windows_need_stronger_evidence() -> None:
+    """A 3-point drop over 40 labels is not significant; over 4000 it is."""
+    assert [a.rule for a in run([window(0, accuracy=0.97, labelled=40, count=40)])
+            if a.rule == "performance_drop"] == []
+    assert "performance_drop" in [a.rule for a in run(
+        [window(0, accuracy=0.97, labelled=4000, count=4000)])]
+
+
+def test_covariate_shift_names_the_shifted_features() -> None:
+    shifted = {"x1": 0.6, "x2": 0.3}
+    windows = [window(i, drifted=shifted if 5 <= i < 10 else None) for i in range(14)]
+    alerts = run(windows)
+    assert summary(alerts) == [("dataset_drift", "firing", 6), ("dataset_drift", "resolved", 11)]
+    names = [c.name for c in alerts[0].contributors]
+    assert names[:2] == ["x1", "x2"]
+
+
+def test_replay_and_restart_change_nothing() -> None:
+    accuracies = [1.0] * 5 + [0.9] * 3 + [1.0] * 5
+    windows = [window(i, accuracy=a) for i, a in enumerate(accuracies)]
+    straight = run(windows)
+    replayed = run([w for w in windows for _ in range(2)])
+    restarted = run(windows, restart_every=True)
+    assert [a.id for a in straight] == [a.id for a in replayed] == [a.id for a in restarted]
+    assert len({a.id for a in straight}) == len(straight) == 4
+
+
+def test_out_of_order_windows_and_revisions() -> None:
+    accuracies = [1.0] * 6 + [0.9] * 3 + [1.0] * 5
+    windows = [window(i, accuracy=a) for i, a in enumerate(accuracies)]
+    order = [0, 2, 1, 3, 5, 4, 7, 6, 8, 10, 9, 11, 13, 12]
+    shuffled = run([windows[i] for i in order])
+    assert {(a.rule, a.state) for a in shuffled} == {
+        ("performance_drop", "firing"), ("concept_drift", "firing"),
+        ("performance_drop", "resolved"), ("concept_drift", "resolved")}
+    # A window first seen with few labels (no verdict possible) is revised with more.
+    first = window(3, accuracy=0.9, labelled=10, count=600)
+    revised = window(3, accuracy=0.9, labelled=600, count=600, final=False)
+    alerts = run([*[window(i) for i in range(3)], first, revised])
+    assert ("performance_drop", "firing", 3) in summary(alerts)
+
+
+def test_volume_collapse_and_user_rule() -> None:
+    counts = [600] * 6 + [20] + [600] * 3
+    settings = Settings(windows={"size_s": 60}, rules=[
+        AlertRule(name="few_labels", metric="accuracy", family="performance", op="<",
+                  threshold=0.95, model_id="m", severity="info")])
+    alerts = run([window(i, count=c, labelled=min(c, 600), accuracy=0.94 if i == 8 else 1.0)
+                  for i, c in enumerate(counts)], settings=settings)
+    got = summary(alerts)
+    assert ("volume_collapse", "firing", 6) in got
+    assert ("few_labels", "firing", 8) in got
+
+
+def test_messages_follow_the_schema_and_round_trip() -> None:
+    alerts = run([window(i, accuracy=a) for i, a in enumerate([1.0] * 4 + [0.9] * 2)])
+    assert alerts
+    for alert in alerts:
+        assert decode_alert(encode_alert(alert)) == alert
+
+
+def test_an_invalid_message_is_refused() -> None:
+    from dataclasses import replace
+
+    from stream.alerts.messages import AlertMessageError
+
+    alert = run([window(i, accuracy=a) for i, a in enumerate([1.0] * 4 + [0.9])])[0]
+    with pytest.raises(AlertMessageError):
+        encode_alert(replace(alert, severity="urgent"))  # type: ignore[arg-type]
