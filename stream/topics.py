@@ -20,10 +20,12 @@ PARTIALS_MAX_BYTES = 64 * 1024 * 1024
 
 def internal_topics(settings: Settings) -> dict[str, str]:
     """Names of the worker's own topics, derived from the app id so that two deployments on
-    one cluster do not mix: ticks (co-partitioned with the inputs), partials, results."""
+    one cluster do not mix: ticks (co-partitioned with the inputs), partials, results, and
+    windows (each window's rows in one record keyed by model, for the alert evaluator)."""
     app_id = settings.worker.app_id
     return {"ticks": f"{app_id}-ticks", "partials": f"{app_id}-partials",
-            "results": f"{app_id}-results", "references": f"{app_id}-references"}
+            "results": f"{app_id}-results", "references": f"{app_id}-references",
+            "windows": f"{app_id}-windows"}
 
 
 def confluent_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
         wanted[name] = topics.partitions
     wanted[internal["references"]] = 1
     big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
-    configs = {internal["partials"]: big,
+    configs = {internal["partials"]: big, internal["windows"]: big,
                internal["references"]: {**big, "cleanup.policy": "compact"}}
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [

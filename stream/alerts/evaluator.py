@@ -150,3 +150,10 @@ class ModelAlerts:
             time=change.window + size_ms, message="", model_version=key.model_version,
             op=rule.op, contributors=contributors, detected_at=now)
         return replace(record, message=describe(record))
+
+
+def window_model_key(results: WindowResults) -> bytes | None:
+    """The key of a window's record for the evaluator: its model, so that all windows of a
+    model meet on one partition (and one table key)."""
+    key = window_of(results)
+    return None if key is None else key.model_id.encode()
