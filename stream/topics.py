@@ -69,8 +69,14 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
     for name in internal.values():
         wanted[name] = topics.partitions
     wanted[internal["references"]] = 1
+    # The alert evaluator's table changelog, created before Faust subscribes: a changelog
+    # Faust creates itself can be in the consumer's metadata snapshot with 0 partitions,
+    # and the first table write then fails (PartitionsMismatch; seen in `make demo`).
+    alert_changelog = f"{settings.worker.app_id}-alert_state-changelog"
+    wanted[alert_changelog] = topics.partitions
     big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
     configs = {internal["partials"]: big, internal["windows"]: big,
+               alert_changelog: {"cleanup.policy": "compact"},
                internal["references"]: {**big, "cleanup.policy": "compact"}}
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [

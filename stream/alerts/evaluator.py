@@ -25,7 +25,7 @@ from stream.alerts.detectors import (
 )
 from stream.alerts.lifecycle import Track, Transition
 from stream.alerts.messages import alert_id, describe
-from stream.alerts.rules import evaluate_rule, fingerprint, observations
+from stream.alerts.rules import ObsKey, evaluate_rule, fingerprint, observations
 from stream.config import AlertRule, Settings
 from stream.metrics.reference import ReferenceProfile
 from stream.results import (
@@ -112,12 +112,14 @@ class ModelAlerts:
                 if change is None:
                     continue
                 contributors: tuple[Contributor, ...] = ()
+                context = ""
                 if change.window == key.window_start:
                     contributors = self._contributors(rule, verdict.segment, results,
                                                       reference, settings)
+                    context = self._context(rule, verdict.segment, obs, reference)
                 out.alerts.append(self._record(fp, rule, key, verdict.segment,
                                                verdict.feature, change, size_ms,
-                                               contributors, now))
+                                               contributors, now, context))
                 track.mark_published(change)
         return out
 
@@ -138,9 +140,25 @@ class ModelAlerts:
         return tuple(Contributor(name, value, detail) for name, value, detail in found)
 
     @staticmethod
+    def _context(rule: AlertRule, segment: str, obs: dict[ObsKey, float | None],
+                 reference: ReferenceProfile | None) -> str:
+        """For a performance or concept rule: the accuracy behind the derived figure."""
+        if (rule.family or "") not in _PERFORMANCE_FAMILIES:
+            return ""
+        accuracy = obs.get(("metric", "performance", "accuracy", "", segment))
+        if accuracy is None:
+            return ""
+        ref = reference_accuracy(reference)
+        text = f"accuracy {accuracy:.4g}"
+        if ref is not None:
+            text += f" vs reference {ref[0] / ref[1]:.4g} over {ref[1]} labels"
+        drop = obs.get(("metric", "concept", "accuracy_drop", "", segment))
+        return text + (f", drop {drop:.3g}" if drop is not None else "")
+
+    @staticmethod
     def _record(fp: str, rule: AlertRule, key: WindowKey, segment: str, feature: str,
                 change: Transition, size_ms: int, contributors: tuple[Contributor, ...],
-                now: int) -> AlertRecord:
+                now: int, context: str) -> AlertRecord:
         record = AlertRecord(
             id=alert_id(fp, change.state, change.window), fingerprint=fp,
             model_id=key.model_id, rule=rule.name, metric=rule.metric,
@@ -149,7 +167,7 @@ class ModelAlerts:
             threshold=rule.threshold, severity=rule.severity, state=change.state,
             time=change.window + size_ms, message="", model_version=key.model_version,
             op=rule.op, contributors=contributors, detected_at=now)
-        return replace(record, message=describe(record))
+        return replace(record, message=describe(record, context))
 
 
 def window_model_key(results: WindowResults) -> bytes | None:

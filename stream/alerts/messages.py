@@ -45,16 +45,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def describe(record: AlertRecord) -> str:
-    """One paragraph a person can act on: what, where, how much, and where to look."""
+def describe(record: AlertRecord, context: str = "") -> str:
+    """One paragraph a person can act on: what, where, how much, and where to look;
+    ``context`` adds the figures behind a derived value (e.g. the accuracies compared)."""
     where = record.model_id + (f" {record.model_version}" if record.model_version else "")
     if record.segment and record.segment != "all":
         where += f", segment {record.segment}"
     what = record.metric + (f" of {record.feature}" if record.feature else "")
-    verb = "breaches" if record.state == "firing" else "is back within"
+    verb = "breaches" if record.state == "firing" else "no longer breaches"
     text = (f"[{record.severity}] {record.rule} {record.state} for {where}: {what} = "
             f"{_fmt(record.value)} {verb} {record.op} {_fmt(record.threshold)} in window "
             f"{iso(record.window_start)}..{iso(record.window_end)}")
+    if context:
+        text += f" ({context})"
     if record.contributors:
         parts = [f"{c.name} ({_fmt(c.value)}{', ' + c.detail if c.detail else ''})"
                  for c in record.contributors]

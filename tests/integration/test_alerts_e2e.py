@@ -7,6 +7,7 @@ between an alert's firing and its resolution.
 
 from __future__ import annotations
 
+import io
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from stream.alerts.messages import decode_alert
+from stream.alerts.tail import tail_alerts
 from stream.client import MonitorClient
 from stream.config import Settings
 from stream.results import AlertRecord
@@ -159,6 +161,11 @@ def test_concept_change_covariate_shift_and_stationary(bootstrap: str, tmp_path:
         assert Counter(a.id for a in alerts).most_common(1)[0][1] == 1
         stored = stored_alerts(worker)
         assert sorted(r["id"] for r in stored) == sorted(a.id for a in alerts)
+
+        out = io.StringIO()  # what `tidewatch alerts tail --from-beginning` prints
+        assert tail_alerts(settings, from_beginning=True, limit=len(alerts), timeout_s=30,
+                           out=out) == len(alerts)
+        assert out.getvalue().splitlines() == [a.message for a in alerts]
     finally:
         reader.close()
         worker.stop()
