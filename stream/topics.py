@@ -69,18 +69,26 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
     for name in internal.values():
         wanted[name] = topics.partitions
     wanted[internal["references"]] = 1
-    # The alert evaluator's table changelog, created before Faust subscribes: a changelog
-    # Faust creates itself can be in the consumer's metadata snapshot with 0 partitions,
-    # and the first table write then fails (PartitionsMismatch; seen in `make demo`).
-    alert_changelog = f"{settings.worker.app_id}-alert_state-changelog"
-    wanted[alert_changelog] = topics.partitions
     big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
     configs = {internal["partials"]: big, internal["windows"]: big,
-               alert_changelog: {"cleanup.policy": "compact"},
                internal["references"]: {**big, "cleanup.policy": "compact"}}
+    _create_missing(admin, wanted, configs, topics.replication_factor, timeout)
+    counts = partition_counts(admin, list(wanted), timeout)
+    if counts.get(topics.predictions) != counts.get(topics.labels):
+        raise ConfigError(
+            f"topics {topics.predictions!r} ({counts.get(topics.predictions)} partitions) and "
+            f"{topics.labels!r} ({counts.get(topics.labels)}) must have the same partition "
+            "count so that a prediction and its label meet on one partition"
+        )
+    return counts
+
+
+def _create_missing(admin: AdminClient, wanted: dict[str, int],
+                    configs: dict[str, dict[str, str]], replication: int,
+                    timeout: float) -> None:
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [
-        NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor,
+        NewTopic(name, num_partitions=count, replication_factor=replication,
                  config=configs.get(name, {}))
         for name, count in wanted.items()
         if name not in existing
@@ -92,11 +100,17 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
             except Exception as exc:  # already created by a concurrent worker is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise ConfigError(f"cannot create topic {name}: {exc}") from exc
-    counts = partition_counts(admin, list(wanted), timeout)
-    if counts.get(topics.predictions) != counts.get(topics.labels):
-        raise ConfigError(
-            f"topics {topics.predictions!r} ({counts.get(topics.predictions)} partitions) and "
-            f"{topics.labels!r} ({counts.get(topics.labels)}) must have the same partition "
-            "count so that a prediction and its label meet on one partition"
-        )
-    return counts
+
+
+def ensure_changelogs(settings: Settings, names: list[str], partitions: int,
+                      timeout: float = 30) -> None:
+    """Create the tables' changelog topics (compacted) before Faust subscribes to them.
+
+    A changelog that Faust creates itself at start-up can sit in the consumer's metadata
+    snapshot with 0 partitions until the next rebalance; the table's first write then fails
+    with PartitionsMismatch and the worker stops. Seen on ``finals`` and ``alert_state`` in
+    the alert tests and ``make demo``, on a freshly started broker."""
+    admin = AdminClient(confluent_config(settings.kafka))
+    compact = {"cleanup.policy": "compact"}
+    _create_missing(admin, dict.fromkeys(names, partitions), dict.fromkeys(names, compact),
+                    settings.topics.replication_factor, timeout)
