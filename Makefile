@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine (Python 3.11 + Java 17 + Maven):
 #   make demo   the main job on the embedded default (local Kafka broker + worker + chDB)
-#   make test   installs everything, starts its own broker, runs the whole suite, stops it
+#   make test   installs everything, lints (ruff) and type-checks (mypy strict), starts its own
+#               broker, runs the whole suite, stops it
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -23,7 +24,7 @@ kafka-jars: $(STAMP)
 demo: install kafka-jars
 	$(KAFKA) run --state .run/kafka-demo.json -- $(PY) -m stream.cli demo
 
-test: install kafka-jars
+test: install kafka-jars lint typecheck
 	$(KAFKA) run --state .run/kafka-test.json -- $(PY) -m pytest -q tests
 
 unit: install

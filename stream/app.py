@@ -36,6 +36,7 @@ from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
 from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.durable import AckAfterDelivery, WriteLog, tracked_table
+from stream.eventtime import CatchUp
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
@@ -186,27 +187,22 @@ def create_app(
                                      partials.get_topic_name(),
                                      windows_topic.get_topic_name()})
 
-    def backlog(partition: int) -> bool:
-        """Unread prediction messages on this partition as the fetcher last saw its end, or
-        not known yet (no fetch since the assignment): either way not proven quiet."""
-        tp = TP(topics.predictions, partition)
-        try:
-            high = app.consumer.highwater(tp)
-        except Exception:  # not assigned (any more): nothing to wait for here
-            return False
-        expected = contiguity.expected(tp)
-        return high is None or expected is None or high > expected
+    catch_ups: dict[int, CatchUp] = {}
 
-    async def broker_backlog(partition: int) -> bool:
-        """Unread prediction messages as the broker says now. Asked before a partition is
-        declared idle: the fetcher's view is stale for a partition it stopped fetching (a
-        full buffer, a rebalance), and a window closed by mistake turns the rest late."""
+    async def caught_up(partition: int) -> float | None:
+        """This partition's caught-up time (see stream.eventtime): the broker's end offset
+        now, marked against the next offset the agent expects. Asked of the broker, not the
+        fetcher, whose view is stale for a partition it stopped fetching (a full buffer, a
+        rebalance): a window closed by mistake turns the rest late."""
         tp = TP(topics.predictions, partition)
         expected = contiguity.expected(tp)
-        if expected is None:
-            return True
+        if expected is None:  # not known since the assignment: not proven caught up
+            return None
+        asked_at = time.time()
         end = await asyncio.to_thread(reader.end_offset, topics.predictions, partition)
-        return end > expected
+        marks = catch_ups.setdefault(partition, CatchUp())
+        marks.mark(asked_at, end, expected)
+        return marks.caught_up
 
     def acker(stream: Any) -> Any:
         async def ack(event: Any) -> None:
@@ -263,10 +259,7 @@ def create_app(
                 in_order.register(item)
                 await process1(item, acks)
         stage = stage_for(partition)
-        behind = backlog(partition)
-        if not behind and stage.idle_due():
-            behind = await broker_backlog(partition)
-        plan = stage.tick(behind)
+        plan = stage.tick(await caught_up(partition))
         plan.acks.append(event)
         await run_plan(stage, plan, acks)
 
@@ -357,6 +350,7 @@ def create_app(
         for tp in revoked:
             if tp.topic == topics.predictions:
                 stages.pop(tp.partition, None)
+                catch_ups.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
                 merges.pop(tp.partition, None)
 
@@ -400,14 +394,18 @@ def create_app(
                               content_type="application/json")
 
     if store is not None:
-        from stream.store.sqlapi import run_sql_request
+        from stream.store.sqlapi import run_sql_request, start_sql_token
 
-        sql_store = store
+        sql_store, sql_token = store, start_sql_token(settings)
 
         @app.page("/sql")
         class Sql(View):
             async def post(self, request: Request) -> Response:
-                status, body = run_sql_request(sql_store, await request.read())
+                headers = request.headers
+                status, body = run_sql_request(
+                    sql_store, await request.read(), token=sql_token,
+                    content_type=headers.get("Content-Type"),
+                    authorization=headers.get("Authorization"), origin=headers.get("Origin"))
                 return self.bytes(body, status=status,
                                   content_type="text/plain")
 

@@ -58,6 +58,10 @@ class WorkerSettings(_Frozen):
     data_dir: Path = Path(".data/worker")
     web_port: int = 6066
     web_enabled: bool = True
+    #: The token ``POST /sql`` requires (``tidewatch sql`` sends it). Unset: the worker makes
+    #: a random one at each start and writes it to ``<store.path>/sql-token`` (embedded store;
+    #: ``<data_dir>/<app_id>/sql-token`` otherwise), readable by its user only.
+    sql_token: SecretStr | None = None
     batch_size: int = Field(default=500, ge=1)
     batch_within_s: float = Field(default=0.5, gt=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -71,6 +75,8 @@ class WindowSettings(_Frozen):
 
     size_s: int = Field(default=300, ge=60, le=86_400)
     allowed_lateness_s: int = Field(default=60, ge=0)
+    #: A model quiet on a partition this long (with nothing unread there) closes its windows
+    #: on that partition; see docs/event-time.md.
     idle_partition_timeout_s: float = Field(default=30.0, gt=0)
     label_horizon_s: int = Field(default=7 * 86_400, ge=0)
     early_label_ttl_s: int = Field(default=3_600, ge=0)
@@ -92,6 +98,9 @@ class ModelSettings(_Frozen):
     reference_path: Path | None = None
     #: Start (epoch ms) of a window whose events become the model's reference once it closes.
     reference_window_start: int | None = None
+    #: This model's allowed lateness (event time after a window's end during which its events
+    #: still count on time); None: ``windows.allowed_lateness_s``.
+    allowed_lateness_s: int | None = Field(default=None, ge=0)
 
 
 class MetricsSettings(_Frozen):
@@ -208,11 +217,15 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_NOT_SETTINGS = frozenset({"TIDEWATCH_CONFIG", "TIDEWATCH_KAFKA_CACHE"})
+
+
 def _env_overrides() -> dict[str, Any]:
     """Nested dict of ``TIDEWATCH_A__B=v`` variables, so they can win over the YAML file."""
     out: dict[str, Any] = {}
     for name, value in os.environ.items():
-        if not name.startswith("TIDEWATCH_") or name == "TIDEWATCH_CONFIG":
+        # Not settings: the file's path, and the broker jars' cache of tools/kafka.
+        if not name.startswith("TIDEWATCH_") or name in _NOT_SETTINGS:
             continue
         path = name[len("TIDEWATCH_") :].lower().split("__")
         node = out

@@ -48,6 +48,9 @@ class Entry:
     label: Any = None
     lpos: int | None = None
     lts: int = 0
+    #: Table records (packs, :mod:`stream.joinstore`) holding each side; not serialised.
+    pred_pack: bytes | None = None
+    label_pack: bytes | None = None
 
     @property
     def has_label(self) -> bool:
@@ -64,18 +67,25 @@ class Entry:
         return {"request_id": self.request_id, **self.outcome, "segments": self.segments}, (
             self.label)
 
-    def encode(self) -> bytes:
+    def to_doc(self, prediction: bool = True, label: bool = True) -> dict[str, Any]:
+        """The entry's prediction side, label side, or both, as a JSON-ready mapping."""
         doc: dict[str, Any] = {"p": self.partition, "r": self.request_id}
-        if self.pos is not None and self.window is not None:
+        if prediction and self.pos is not None and self.window is not None:
             doc.update(pos=self.pos, w=self.window.as_list(), ts=self.ts, o=self.outcome,
                        s=self.segments, late=self.late)
-        if self.lpos is not None:
+        if label and self.lpos is not None:
             doc.update(lab=self.label, lpos=self.lpos, lts=self.lts)
-        return orjson.dumps(doc)
+        return doc
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_doc())
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
-        doc = orjson.loads(raw)
+        return cls.from_doc(orjson.loads(raw))
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Entry:
         entry = cls(partition=int(doc["p"]), request_id=doc["r"])
         if "pos" in doc:
             entry.pos = int(doc["pos"])

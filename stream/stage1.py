@@ -7,7 +7,8 @@ Where the heavy per-event work happens (next to the events). Pure logic: the Fau
 No loss, no double count, without Kafka transactions:
 
 - a prediction message is acked only once every window it fed is closed, its partial sent
-  (delivery awaited) and the new ``closed_through`` written to the progress table. Until then
+  (delivery awaited) and its model's new ``closed_through`` written to the progress table
+  (event time is per model: :mod:`stream.eventtime`). Until then
   its offset is not committed, so after a crash it is read again and the open window is
   rebuilt from exactly the same events; events of windows already closed are skipped;
 - the join table says, per request, the position of the event that wrote it: a replay is
@@ -28,12 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.config import Settings
+from stream.eventtime import ModelClock
 from stream.join import Entry, PerfWindow, position, prediction_fields
+from stream.joinstore import JoinStore, pack_key
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
 
-Clock = Callable[[], float]
+Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +63,8 @@ class Plan:
 
     frames: list[tuple[bytes, bytes]] = field(default_factory=list)
     broadcast: list[bytes] = field(default_factory=list)
-    closed_through: int | None = None
+    #: Models whose windows closed further: the new mark, persisted by ``commit``.
+    closed_through: dict[str, int] = field(default_factory=dict)
     acks: list[Any] = field(default_factory=list)
 
 
@@ -73,37 +77,55 @@ class PartitionStage:
         settings: Settings,
         joins: MutableMapping[bytes, bytes],
         progress: MutableMapping[bytes, int],
-        clock: Clock = time.monotonic,
+        clock: Clock = time.time,
     ) -> None:
         self.partition = partition
         self.settings = settings
-        self.joins = joins
+        self.joins = JoinStore(partition, joins)
         self.progress = progress
         self.clock = clock
         win = settings.windows
         self.size_ms = win.size_s * 1000
-        self.lateness_ms = win.allowed_lateness_s * 1000
         self.horizon_ms = win.label_horizon_s * 1000
         self.early_ttl_ms = win.early_label_ttl_s * 1000
         self.segment_keys = tuple(settings.metrics.segments)
         self.local_cap = 4 * settings.metrics.segment_cap
-        self.closed_through = int(progress.get(self._progress_key, 0))
-        self.max_ts = 0
+        self.clocks: dict[str, ModelClock] = {}
+        #: Labels whose prediction has not come (no model clock yet): they expire by the
+        #: newest prediction time of any model here.
+        self.early_expiry: list[tuple[int, bytes]] = []
+        #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
+        self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
         self.perf: dict[WindowId, PerfWindow] = {}
         self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
-        self.expiry: list[tuple[int, bytes]] = []
         self.early_pending = 0  # labels in the table still waiting for their prediction
         self.counters: Counter[str] = Counter()
-        self.last_data = clock()
         self.last_revision = clock()
-        self.idle = False
         self._rebuild_from_table()
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def _progress_key(self) -> bytes:
-        return f"closed-through:{self.partition}".encode()
+    def _progress_key(self, model_id: str) -> bytes:
+        return f"closed-through:{self.partition}:{model_id}".encode()
+
+    def _clock(self, model_id: str) -> ModelClock:
+        """The model's clock here; created on its first event, with the closed-through
+        mark the progress table kept (re-read while it may still be being restored)."""
+        clock = self.clocks.get(model_id)
+        if clock is None:
+            lateness = self.settings.metrics.model(model_id).allowed_lateness_s
+            if lateness is None:
+                lateness = self.settings.windows.allowed_lateness_s
+            clock = self.clocks[model_id] = ModelClock(lateness * 1000, last_data=self.clock())
+        stored = self.progress.get(self._progress_key(model_id))
+        if stored is not None and int(stored) > clock.closed_through:
+            clock.closed_through = int(stored)
+        return clock
+
+    def _newest(self) -> int:
+        """Newest prediction time of any model here: the clock of early labels, which do
+        not know their prediction's window yet."""
+        return max((c.max_ts for c in self.clocks.values()), default=0)
 
     def _new_state(self, model_id: str) -> WindowState:
         metrics = self.settings.metrics
@@ -127,15 +149,15 @@ class PartitionStage:
 
     def _expire_later(self, entry: Entry, request_id: bytes) -> None:
         at = entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms)
-        heapq.heappush(self.expiry, (at, request_id))
+        if entry.window is None:
+            heapq.heappush(self.early_expiry, (at, request_id))
+        else:
+            self._clock(entry.window.model_id).expire_later(at, request_id)
 
     def _rebuild_from_table(self) -> None:
-        """After (re)assignment: the labelled side and expiry queue from the join table."""
+        """After (re)assignment: the labelled side and expiry queues from the join table."""
         labelled: dict[WindowId, list[Entry]] = {}
-        for request_id, raw in list(self.joins.items()):
-            entry = Entry.decode(raw)
-            if entry.partition != self.partition:
-                continue
+        for request_id, entry in self.joins.restore():
             self._expire_later(entry, request_id)
             if entry.window is None:
                 self.early_pending += 1
@@ -151,35 +173,38 @@ class PartitionStage:
     # ------------------------------------------------------------------ events
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
-        # Read again each time: cheap, and right even if the table was still being
-        # restored when this stage was created.
-        self.closed_through = max(self.closed_through,
-                                  int(self.progress.get(self._progress_key, 0)))
-        self.last_data = self.clock()
-        resumed, self.idle = self.idle, False
+        now = self.clock()
+        pack, rewrite = pack_key(self.partition, "p", offset), False
+        clocks: dict[str, ModelClock] = {}  # this batch's models, progress re-read once
+        resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
-        first_late: list[int] = []
+        first_late: list[WindowId] = []
         for index, event in enumerate(events):
             pos = position(offset, index)
             request_id = event["request_id"].encode()
             ts = int(event["timestamp"])
-            wid = WindowId(window_start(ts, self.size_ms), event["model_id"],
-                           event["model_version"])
-            raw = self.joins.get(request_id)
-            entry = Entry.decode(raw) if raw is not None else None
-            closed = wid.end(self.size_ms) <= self.closed_through
-            if raw is not None and entry is not None and entry.pos is not None:
+            model_id = event["model_id"]
+            clock = clocks.get(model_id)
+            if clock is None:
+                clock = clocks[model_id] = self._clock(model_id)
+                clock.last_data = now
+                resumed |= clock.idle
+                clock.idle = False
+            wid = WindowId(window_start(ts, self.size_ms), model_id, event["model_version"])
+            entry = self.joins.get(request_id)
+            closed = wid.end(self.size_ms) <= clock.closed_through
+            if entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
                     continue
-                # A replay after a restart. Write the entry again: with an on-disk table
-                # store, the local copy may hold a write whose changelog message the crash
-                # lost, and the next owner of this partition would not see it.
-                self.joins[request_id] = raw
+                # A replay after a restart: its pack is written again below (with an
+                # on-disk table store, the local copy may hold a write whose changelog
+                # message the crash lost, and the next owner would not see it).
+                rewrite = True
                 if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
-                    self.max_ts = max(self.max_ts, ts)
+                    clock.max_ts = max(clock.max_ts, ts)
                 continue
             outcome, segments = prediction_fields(event, self.segment_keys)
             new = Entry(self.partition, event["request_id"], pos, wid, ts, outcome, segments,
@@ -189,22 +214,29 @@ class PartitionStage:
                 self.early_pending -= 1
                 labelled.setdefault(wid, []).append(new)
                 self.counters["joined_early_labels"] += 1
-            self.joins[request_id] = new.encode()
+            if entry is not None:
+                new.label_pack = entry.label_pack
+            self.joins.put(request_id, new, pack, "p")
+            rewrite = True
             self._expire_later(new, request_id)
-            self.max_ts = max(self.max_ts, ts)
+            clock.max_ts = max(clock.max_ts, ts)
             if closed:
+                # Counted in the window's late_events row (stage 2 creates the window's
+                # rows if it never had an on-time event): nothing consumed goes uncounted.
                 self.counters["late_predictions"] += 1
                 perf = self._perf_window(wid)
                 if perf.late == 0:  # logged once per window: the first late one says why
-                    first_late.append(wid.window_start)
+                    first_late.append(wid)
                 perf.late += 1
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
-        if first_late:
-            log.info("partition %d: first late predictions of windows %s at offset %d "
-                     "(closed through %d)", self.partition, first_late, offset,
-                     self.closed_through)
+        if rewrite:  # one table write for the whole message
+            self.joins.write([pack])
+        for wid in first_late:
+            log.info("partition %d: first late predictions of model %s window %d at offset %d "
+                     "(its windows are closed through %d)", self.partition, wid.model_id,
+                     wid.window_start, offset, self.clocks[wid.model_id].closed_through)
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(by_window))
@@ -220,7 +252,7 @@ class PartitionStage:
                 state.add_predictions(group)
             window.events += len(batch)
             window.waiting.append(pending)
-        plan = self.advance(heartbeat=resumed)  # say at once that this partition is back
+        plan = self.advance(heartbeat=resumed)  # say at once that a model is back here
         if not by_window:
             plan.acks.append(handle)
         return plan
@@ -229,21 +261,21 @@ class PartitionStage:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
         labelled: dict[WindowId, list[Entry]] = {}
+        pack, rewrite = pack_key(self.partition, "l", offset), False
         for index, event in enumerate(events):
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
             lts = int(event["timestamp"])
-            raw = self.joins.get(request_id)
-            entry = (Entry.decode(raw) if raw is not None
-                     else Entry(self.partition, event["request_id"]))
+            entry = self.joins.get(request_id) or Entry(self.partition, event["request_id"])
             if entry.has_label:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
-                elif raw is not None:  # a replay: in the labelled side already; written
-                    self.joins[request_id] = raw  # again for the changelog (as above)
+                else:  # a replay: in the labelled side already; its pack written again
+                    rewrite = True
                 continue
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
-            self.joins[request_id] = entry.encode()
+            self.joins.put(request_id, entry, pack, "l")
+            rewrite = True
             if entry.window is None:
                 self.counters["early_labels"] += 1
                 self.early_pending += 1
@@ -251,6 +283,8 @@ class PartitionStage:
             else:
                 labelled.setdefault(entry.window, []).append(entry)
                 self.counters["joined_labels"] += 1
+        if rewrite:  # one table write for the whole message
+            self.joins.write([pack])
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(labelled))
@@ -261,57 +295,66 @@ class PartitionStage:
             plan.acks.append(handle)
         return plan
 
-    def tick(self, backlog: bool = False) -> Plan:
-        """Called on every tick message: idle detection, revisions, expiry, heartbeat.
+    def tick(self, caught_up: float | None = None) -> Plan:
+        """Called on every tick message: idleness, revisions, expiry, heartbeat.
 
-        ``backlog``: unread prediction messages wait on this partition, so it is behind,
-        not quiet, however long since its last event: it must not be declared idle."""
-        if backlog:
-            self.last_data = self.clock()
+        ``caught_up``: this partition's caught-up time as of now (see
+        :class:`stream.eventtime.CatchUp`), None if not known. Only a tick passes it: only
+        the broker knows whether messages wait unread, and a label that arrives while the
+        predictions are held up (a slow fetch, a hole being read) must not close their
+        window by idleness."""
+        if caught_up is not None:
+            self.caught_up = caught_up if self.caught_up is None else max(self.caught_up,
+                                                                           caught_up)
         return self.advance(heartbeat=True, may_idle=True)
 
-    def idle_due(self) -> bool:
-        """Whether a tick without backlog would now declare this partition idle (the agent
-        then asks the broker first whether it really has nothing unread)."""
-        quiet = self.clock() - self.last_data >= self.settings.windows.idle_partition_timeout_s
-        return quiet and (bool(self.open) or not self.idle)
+    def _idle_due(self, clock: ModelClock, model_open: bool) -> bool:
+        """The partition was caught up to a moment the idle timeout after the model's last
+        event here, and nothing of the model came: it is quiet here, not merely unread."""
+        if self.caught_up is None or (clock.idle and not model_open):
+            return False
+        quiet_for = self.caught_up - clock.last_data
+        return quiet_for >= self.settings.windows.idle_partition_timeout_s
 
     # ------------------------------------------------------------------ closing
     def advance(self, heartbeat: bool = False, may_idle: bool = False) -> Plan:
-        """Close what the watermark (or idleness) allows; plan revisions and expiry.
-
-        Only a tick (``may_idle``) may declare the partition idle: it alone knows whether
-        prediction messages still wait unread. A label arriving while the predictions are
-        held up (a slow fetch, a hole being read from the broker) must not close their
-        window: what came after would be counted late."""
+        """Close what each model's watermark (or idleness) allows; plan revisions, expiry."""
         plan = Plan()
         now = self.clock()
-        watermark = self.max_ts - self.lateness_ms
-        limit = window_start(max(watermark, 0), self.size_ms)
-        if may_idle and self.idle_due():
-            # Quiet partition: close all it has; later events for these windows are late.
-            seen = window_start(self.max_ts, self.size_ms) + self.size_ms if self.max_ts else 0
-            limit = max([limit, seen] + [w.end(self.size_ms) for w in self.open])
-            self.idle = True
-            if self.open:
-                log.info("partition %d: no prediction for %.1f s, idle: closing %d windows "
-                         "(%d events) through %d", self.partition, now - self.last_data,
-                         len(self.open), sum(w.events for w in self.open.values()), limit)
-        closing = sorted(w for w in self.open if w.end(self.size_ms) <= limit)
-        for wid in closing:
-            self._close(wid, plan)
-        if limit > self.closed_through:
-            self.closed_through = limit
-            plan.closed_through = limit
+        open_by_model: dict[str, list[WindowId]] = {}
+        for wid in self.open:
+            open_by_model.setdefault(wid.model_id, []).append(wid)
+        for model_id, clock in self.clocks.items():
+            model_open = open_by_model.get(model_id, [])
+            limit = window_start(max(clock.watermark(), 0), self.size_ms)
+            if may_idle and self._idle_due(clock, bool(model_open)):
+                # Quiet here: close all it has; later events for these windows are late.
+                seen = (window_start(clock.max_ts, self.size_ms) + self.size_ms
+                        if clock.max_ts else 0)
+                limit = max([limit, seen] + [w.end(self.size_ms) for w in model_open])
+                clock.idle = True
+                if model_open:
+                    log.info("partition %d: model %s idle (caught up %.1f s past its last "
+                             "prediction): closing %d windows (%d events) through %d",
+                             self.partition, model_id, (self.caught_up or 0) - clock.last_data,
+                             len(model_open), sum(self.open[w].events for w in model_open),
+                             limit)
+            for wid in sorted(w for w in model_open if w.end(self.size_ms) <= limit):
+                self._close(wid, plan)
+            if limit > clock.closed_through:
+                clock.closed_through = limit
+                plan.closed_through[model_id] = limit
         if now - self.last_revision >= self.settings.windows.revision_interval_s:
             self.last_revision = now
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
-        if heartbeat or closing or plan.closed_through is not None:
-            plan.broadcast.append(encode_frame(
-                "progress", self.partition, {"ct": self.closed_through, "idle": self.idle}, {}))
+        if heartbeat or plan.closed_through:
+            plan.broadcast.append(encode_frame("progress", self.partition, {
+                "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())
+                       if not c.idle},
+                "cu": self.caught_up}, {}))
         return plan
 
     def _close(self, wid: WindowId, plan: Plan) -> None:
@@ -337,30 +380,35 @@ class PartitionStage:
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
     def _expire(self) -> None:
-        """Drop entries past the label horizon (or early labels past their TTL)."""
-        # The clock is the predictions' event time, for early labels too: label times say when
-        # an outcome was observed (often long after), and would expire labels whose
-        # predictions are merely still in flight.
-        while self.expiry:
-            at, request_id = self.expiry[0]
-            if at >= self.max_ts:
-                break
-            heapq.heappop(self.expiry)
-            raw = self.joins.get(request_id)
-            if raw is None:
+        """Drop entries past the label horizon (or early labels past their TTL).
+
+        The clock is each model's prediction event time (for early labels, the newest of
+        any model's): label times say when an outcome was observed (often long after), and
+        would expire labels whose predictions are merely still in flight."""
+        due: list[tuple[int, bytes]] = []
+        for clock in self.clocks.values():
+            due.extend(clock.due())
+        newest = self._newest()
+        while self.early_expiry and self.early_expiry[0][0] < newest:
+            due.append(heapq.heappop(self.early_expiry))
+        touched: set[bytes] = set()
+        for at, request_id in due:
+            entry = self.joins.get(request_id)
+            if entry is None:
                 continue
-            entry = Entry.decode(raw)
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            del self.joins[request_id]
+            touched.update(self.joins.drop(request_id))
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
-        horizon_clock = self.max_ts - self.horizon_ms
-        for wid in [w for w in self.perf if w.end(self.size_ms) < horizon_clock]:
-            if wid not in self.open:
+        self.joins.write(sorted(touched))  # each pack once: rewritten smaller, or deleted
+        for wid in list(self.perf):
+            model = self.clocks.get(wid.model_id)
+            past = model is not None and wid.end(self.size_ms) < model.max_ts - self.horizon_ms
+            if past and wid not in self.open:
                 del self.perf[wid]
 
     def labels_too_far_ahead(self) -> bool | None:
@@ -375,8 +423,8 @@ class PartitionStage:
 
     def commit(self, plan: Plan) -> list[Any]:
         """After the plan's frames were delivered: persist progress, return handles to ack."""
-        if plan.closed_through is not None:
-            self.progress[self._progress_key] = plan.closed_through
+        for model_id, closed_through in plan.closed_through.items():
+            self.progress[self._progress_key(model_id)] = closed_through
         return plan.acks
 
     # ------------------------------------------------------------------ introspection
@@ -385,11 +433,12 @@ class PartitionStage:
             "open_windows": len(self.open),
             "open_events": sum(w.events for w in self.open.values()),
             "perf_windows": len(self.perf),
-            "join_entries_tracked": len(self.expiry),
+            "join_entries_tracked": len(self.early_expiry) + sum(
+                len(c.expiry) for c in self.clocks.values()),
             "early_labels_waiting": self.early_pending,
-            "closed_through": self.closed_through,
-            "max_event_time": self.max_ts,
-            "idle": self.idle,
+            "caught_up": self.caught_up,
+            "models": {m: {"closed_through": c.closed_through, "max_event_time": c.max_ts,
+                           "idle": c.idle} for m, c in sorted(self.clocks.items())},
             **self.counters,
         }
 

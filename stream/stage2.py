@@ -1,13 +1,15 @@
 """Stage 2, per window: merge the partials of all source partitions, evaluate, revise.
 
-A window is finalised when every source partition has reported (``progress`` frames) that it
-closed everything up to the window's end, or is idle. Its prediction-side partials are merged
-in source order (so the result does not depend on arrival order), joined with the labelled
-side of every source (kept in the ``perf`` table), capped to the configured segments, and
-evaluated by the metrics engine. Later ``perf`` frames (late labels, late events) revise the
-performance rows; the revision number is ``labelled + late`` events of the window, which only
-grows, so a later revision always replaces an earlier one in the store and a replayed one
-(same number, same values) changes nothing.
+A window is finalised when every source partition holding its model has reported
+(``progress`` frames) that it closed the model's windows up to the window's end, and every
+other source is caught up past that moment (see :meth:`MergeStage._ready` and
+``docs/event-time.md``); another model's progress never counts. Its prediction-side partials
+are merged in source order (so the result does not depend on arrival order), joined with the
+labelled side of every source (kept in the ``perf`` table), capped to the configured
+segments, and evaluated by the metrics engine. Later ``perf`` frames (late labels, late
+events) revise the performance rows; the revision number is ``labelled + late`` events of
+the window, which only grows, so a later revision always replaces an earlier one in the
+store and a replayed one (same number, same values) changes nothing.
 
 Prediction-side partials stay in memory and their messages unacked until the window is
 finalised, so a crash replays them; the ``finals`` table records what was finalised (and with
@@ -46,6 +48,16 @@ def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
         else:
             out.append(replace(row, revision=0, labelled_count=0, coverage=None))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """A source partition's latest ``progress`` frame: per model it holds, how far it has
+    closed that model's windows; and its caught-up time (wall clock, s; see
+    :class:`stream.eventtime.CatchUp`)."""
+
+    closed: dict[str, int]
+    caught_up: float | None
 
 
 class References(Protocol):
@@ -134,7 +146,7 @@ class MergeStage:
         finals: MutableMapping[bytes, bytes],
         references: References,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.partition = partition
         self.settings = settings
@@ -144,24 +156,32 @@ class MergeStage:
         self.references = references
         self.clock_ms = clock_ms
         self.clock = clock
-        self.idle_grace_s = settings.windows.idle_partition_timeout_s
-        self.waiting_on_idle: dict[WindowId, float] = {}
+        #: Windows every source holding their model has closed, waiting for the others to
+        #: be caught up past this moment (wall clock, s).
+        self.waiting_since: dict[WindowId, float] = {}
         self.size_ms = settings.windows.size_s * 1000
         self.horizon_ms = settings.windows.label_horizon_s * 1000
         self.partials: dict[WindowId, dict[int, Frame]] = {}
         self.waiting: dict[WindowId, list[Any]] = {}
-        self.progress: dict[int, tuple[int, bool]] = {}
+        self.progress: dict[int, SourceProgress] = {}
+        #: Per model, how far every source holding it has closed (never goes back): the
+        #: clock by which finalised windows are forgotten after the label horizon.
+        self.model_clock: dict[str, int] = {}
         self.finalised = 0
         self.revisions = 0
-        self._expired_at = 0
+        self._expired_at: dict[str, int] = {}
 
     # ------------------------------------------------------------------ frames
     def on_frame(self, value: bytes, handle: Any) -> MergePlan:
         frame = decode_frame(value)
         plan = MergePlan()
         if frame.kind == "progress":
-            self.progress[frame.source] = (int(frame.header["ct"]), bool(frame.header["idle"]))
+            cu = frame.header.get("cu")
+            self.progress[frame.source] = SourceProgress(
+                {str(m): int(ct) for m, ct in frame.header["ct"].items()},
+                float(cu) if cu is not None else None)
             plan.acks.append(handle)
+            self._advance_model_clocks()
             self._finalise_ready(plan)
             self._expire(plan)
             return plan
@@ -169,9 +189,16 @@ class MergeStage:
         final = self._final(wid)
         if frame.kind == "perf":
             self.perf_table[self._perf_key(wid, frame.source)] = value
-            plan.acks.append(handle)
             if final is not None:
+                plan.acks.append(handle)
                 self._revise(wid, final, plan)
+                return plan
+            # Not finalised yet; perhaps a window that had only late events (no source sent
+            # a partial): it is finalised like the others, so its late_events row exists.
+            # Acked with the window, so a crash before that replays this frame.
+            self.partials.setdefault(wid, {})
+            self.waiting.setdefault(wid, []).append(handle)
+            self._finalise_ready(plan)
             return plan
         # A prediction-side partial.
         if final is None:
@@ -212,24 +239,30 @@ class MergeStage:
         return orjson.loads(raw) if raw is not None else None
 
     def _ready(self, wid: WindowId) -> bool:
-        """Every source closed the window; or the rest are idle and have stayed so for a
-        grace period, long enough for a source that just resumed to say so (it does at
-        once), so that a quiet partition neither holds windows forever nor is skipped
-        merely because it was quiet a moment ago."""
+        """Whether every source is done with the window, by its model's clock there.
+
+        A source that holds the model (it has the model's clock running) is done when it
+        has closed the window. A source that holds nothing of the model (never saw it, or
+        the model went idle there) is done once it has been caught up past the moment
+        every holding source was done: then all it had to read from before that moment is
+        read, and nothing of the model was in it. Another model's progress never counts.
+        A source that later sends events of the window revises it (``late_extra``)."""
         end = wid.end(self.size_ms)
-        relies_on_idle = False
+        relied: list[SourceProgress] = []
         for source in range(self.sources):
-            closed_through, idle = self.progress.get(source, (0, False))
-            if closed_through >= end:
-                continue
-            if not idle:
-                self.waiting_on_idle.pop(wid, None)
+            progress = self.progress.get(source)
+            if progress is None:
+                return False  # not heard from since this stage started
+            closed_through = progress.closed.get(wid.model_id)
+            if closed_through is None:
+                relied.append(progress)
+            elif closed_through < end:
+                self.waiting_since.pop(wid, None)
                 return False
-            relies_on_idle = True
-        if not relies_on_idle:
+        if not relied:
             return True
-        since = self.waiting_on_idle.setdefault(wid, self.clock())
-        return self.clock() - since >= self.idle_grace_s
+        since = self.waiting_since.setdefault(wid, self.clock())
+        return all(p.caught_up is not None and p.caught_up > since for p in relied)
 
     def _perf_frames(self, wid: WindowId) -> list[Frame]:
         frames = []
@@ -247,8 +280,15 @@ class MergeStage:
     # ------------------------------------------------------------------ evaluation
     def _finalise(self, wid: WindowId, plan: MergePlan) -> None:
         partials = self.partials.pop(wid)
-        self.waiting_on_idle.pop(wid, None)
+        self.waiting_since.pop(wid, None)
         plan.acks.extend(self.waiting.pop(wid, []))
+        if not partials:  # only late events (and their labels): no prediction side
+            final: dict[str, Any] = {"segments": {}, "sources": {}, "late_extra": {},
+                                     "q": self.partition}
+            plan.finals[wid.key()] = orjson.dumps(final)
+            self.finalised += 1
+            self._revise(wid, final, plan)
+            return
         ordered = [partials[source] for source in sorted(partials)]
         predicted = _merge_by_segment([frame.states for frame in ordered])
         perf_frames = self._perf_frames(wid)
@@ -318,23 +358,38 @@ class MergeStage:
         plan.results.append(WindowResults((), tuple(rows)))
         self.revisions += 1
 
+    def _advance_model_clocks(self) -> None:
+        """Each model's clock: the lowest closed-through mark among the sources holding it
+        (sources without it hold back nothing), and never backwards."""
+        lowest: dict[str, int] = {}
+        for progress in self.progress.values():
+            for model_id, closed_through in progress.closed.items():
+                lowest[model_id] = min(lowest.get(model_id, closed_through), closed_through)
+        for model_id, clock in lowest.items():
+            if clock > self.model_clock.get(model_id, 0):
+                self.model_clock[model_id] = clock
+
     def _expire(self, plan: MergePlan) -> None:
-        """Forget finalised windows whose label horizon has passed on every source."""
+        """Forget finalised windows whose label horizon has passed on their model's clock."""
         if len(self.progress) < self.sources:
             return
-        clock = min(ct for ct, _ in self.progress.values())
-        if clock - self._expired_at < self.size_ms:
-            return  # at most one scan per window length of progress
-        self._expired_at = clock
+        due = {m: c for m, c in self.model_clock.items()
+               if c - self._expired_at.get(m, 0) >= self.size_ms}
+        if not due:
+            return  # at most one scan per window length of a model's progress
+        self._expired_at.update(due)
         for key, raw in list(self.finals.items()):
             if key in plan.finals or orjson.loads(raw).get("q") != self.partition:
                 continue  # the table holds other partitions' windows too
             wid = WindowId.from_list(orjson.loads(key))
-            if wid.end(self.size_ms) + self.horizon_ms < clock:
+            clock = due.get(wid.model_id)
+            if clock is not None and wid.end(self.size_ms) + self.horizon_ms < clock:
                 plan.deletes.append(key)
                 for source in range(self.sources):
                     self.perf_table.pop(self._perf_key(wid, source), None)
 
     def stats(self) -> dict[str, Any]:
         return {"pending_windows": len(self.partials), "finalised": self.finalised,
-                "revisions": self.revisions, "progress": dict(self.progress)}
+                "revisions": self.revisions,
+                "progress": {s: {"closed_through": p.closed, "caught_up": p.caught_up}
+                             for s, p in sorted(self.progress.items())}}

@@ -223,7 +223,9 @@ class ColumnStats:
     ) -> None:
         if numeric is not None and numeric.size:
             self.n_numeric += int(numeric.size)
-            lo, hi = float(numeric.min()), float(numeric.max())
+            # + 0.0 turns -0.0 into 0.0: min/max of the two zeros depends on the order seen,
+            # and merged states must equal the one-pass state to the byte.
+            lo, hi = float(numeric.min()) + 0.0, float(numeric.max()) + 0.0
             self.min = lo if self.min is None else min(self.min, lo)
             self.max = hi if self.max is None else max(self.max, hi)
         self.n_nonfinite += n_nonfinite
@@ -286,7 +288,7 @@ class ScalarStats:
             return
         self.n += int(x.size)
         self.total.add(x)
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = float(x.min()) + 0.0, float(x.max()) + 0.0  # no -0.0 (see above)
         self.min = lo if self.min is None else min(self.min, lo)
         self.max = hi if self.max is None else max(self.max, hi)
 

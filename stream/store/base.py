@@ -89,12 +89,32 @@ class Store(abc.ABC):
         """Run one statement with ``{name:Type}`` parameters; never format values into SQL."""
         return parse_json_compact(self._execute_raw(sql, params))
 
+    def query_read_only(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        """:meth:`query` with ClickHouse's ``readonly=1`` set by the engine, not in the text.
+
+        What the worker's ``/sql`` endpoint runs: writes, setting changes and the table
+        functions that reach files or the network are refused by ClickHouse itself.
+        """
+        return parse_json_compact(self._execute_read_only(sql, params))
+
+    def formatted(self, sql: str) -> str:
+        """ClickHouse's own single-line formatting of ``sql`` (comments gone, names plain).
+
+        Raises StoreError when ClickHouse cannot parse it (or it holds several statements).
+        """
+        rows = self.query_read_only("SELECT formatQuerySingleLine({q:String})", {"q": sql}).rows
+        return str(rows[0][0])
+
     def _execute_rows(self, sql: str, params: Mapping[str, Any] | None) -> list[tuple[Any, ...]]:
         return self.query(sql, params).rows
 
     @abc.abstractmethod
     def _execute_raw(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
         """Run one statement in :attr:`database`; return its ``JSONCompact`` output."""
+
+    @abc.abstractmethod
+    def _execute_read_only(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
+        """:meth:`_execute_raw` with ``readonly=1`` that the statement cannot lift."""
 
     @abc.abstractmethod
     def write(self, results: WindowResults) -> None:

@@ -1,7 +1,8 @@
 """``tidewatch sql`` and ``tidewatch migrate``.
 
 With the embedded store, ``sql`` opens the folder itself unless a worker holds it; then the
-query goes to that worker's ``POST /sql`` endpoint (read-only statements only).
+query goes to that worker's ``POST /sql`` endpoint (read-only statements only, with the
+worker's token: see :mod:`stream.store.sqlapi`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from stream.errors import StoreError
 from stream.store import open_store
 from stream.store.lock import lock_holder
 from stream.store.output import FORMATS, Format, render
-from stream.store.sqlapi import post_sql
+from stream.store.sqlapi import post_sql, read_sql_token
 
 
 def add_store_commands(subparsers: Any) -> None:
@@ -66,7 +67,7 @@ def run_sql(settings: Settings, query: str, fmt: Format = "table",
                     "its web server is disabled (worker.web_enabled), so it cannot take queries"
                 )
             url = f"http://127.0.0.1:{settings.worker.web_port}/sql"
-            return post_sql(url, query, fmt, params)
+            return post_sql(url, query, fmt, params, token=read_sql_token(settings))
     with open_store(settings) as store:
         try:
             return render(store.query(query, params), fmt)

@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import orjson
+from clickhouse_connect.driver.binding import format_bind_value
 
 from stream.config import StoreSettings
 from stream.errors import StoreError
@@ -69,6 +70,8 @@ class EmbeddedStore(Store):
 
         self.database = check_identifier(settings.database)
         self.path = Path(settings.path).resolve()
+        if "?" in str(self.path):  # chDB reads "path?name=value" as settings: readonly=0...
+            raise StoreError(f"store.path may not contain '?': {self.path}")
         self._lock = FolderLock(self.path)
         self._lock.acquire()
         self._mutex = threading.Lock()
@@ -77,6 +80,12 @@ class EmbeddedStore(Store):
             self._session: Any = session_class(f"{self.path}?{urlencode(QUERY_SETTINGS)}")
             self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             self._session.query(f"USE {self.database}")
+            # A second session on the same folder, read-only for its whole life: what the
+            # /sql endpoint runs in. No statement can lift it (``SET``/``SETTINGS readonly``
+            # are refused), unlike a SETTINGS clause added to the query text.
+            read_only = urlencode({"readonly": 1, **QUERY_SETTINGS})
+            self._reader: Any = session_class(f"{self.path}?{read_only}")
+            self._reader.query(f"USE {self.database}")
         except Exception as exc:
             self._lock.release()
             raise StoreError(
@@ -86,10 +95,20 @@ class EmbeddedStore(Store):
         self._closed = False
 
     def _execute_raw(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
+        return self._run(self._session, sql, params)
+
+    def _execute_read_only(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
+        return self._run(self._reader, sql, params)
+
+    def _run(self, session: Any, sql: str, params: Mapping[str, Any] | None) -> bytes:
         self._check_open()
+        # ClickHouse reads a parameter's value with escapes (``\n``, ``\\``): chDB passes
+        # it raw, so a backslash or a newline in a value was altered or refused. Escaped the
+        # way clickhouse-connect does for a server, a value arrives as given on both engines.
+        bound = {name: format_bind_value(value) for name, value in (params or {}).items()}
         with self._mutex:
             try:
-                result = self._session.query(sql, "JSONCompact", params=dict(params or {}))
+                result = session.query(sql, "JSONCompact", params=bound)
             except Exception as exc:
                 raise StoreError(f"chDB query failed: {exc}") from exc
         return bytes(result.bytes())
@@ -127,9 +146,12 @@ class EmbeddedStore(Store):
         self._closed = True
         with self._mutex:
             try:
-                self._session.close()
+                self._reader.close()
             finally:
-                self._lock.release()
+                try:
+                    self._session.close()
+                finally:
+                    self._lock.release()
 
     def _check_open(self) -> None:
         if self._closed:

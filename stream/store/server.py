@@ -41,7 +41,13 @@ def default_client_factory(url: str, database: str) -> ClientFactory:
             # One HTTP session per request: the writer thread and queries run concurrently.
             extra["autogenerate_session_id"] = False
         client = clickhouse_connect.get_client(dsn=url, **extra)
-        client.command(f"CREATE DATABASE IF NOT EXISTS {database}", use_database=False)
+        # A read-only user (docs/store.md) may not run CREATE, even IF NOT EXISTS.
+        exists = client.query(
+            "SELECT count() FROM system.databases WHERE name = {db:String}",
+            parameters={"db": database},
+        ).result_rows[0][0]
+        if not exists:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {database}", use_database=False)
         client.database = database
         return client
 
@@ -55,6 +61,10 @@ class ServerStore(Store):
         self, settings: StoreSettings, client_factory: ClientFactory | None = None
     ) -> None:
         self.database = check_identifier(settings.database)
+        # clickhouse-connect's chdb:// backend applies per-query settings with SET and a
+        # restore that readonly=1 then refuses: the whole session would stay read-only.
+        self._per_query_settings = settings.url is None or not settings.url.get_secret_value(
+        ).startswith("chdb:")
         if client_factory is None:
             if settings.url is None:
                 raise StoreError("store.kind is 'server' but store.url is not set")
@@ -93,10 +103,22 @@ class ServerStore(Store):
             raise
 
     def _execute_raw(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
+        return self._run(sql, params, dict(QUERY_SETTINGS))
+
+    def _execute_read_only(self, sql: str, params: Mapping[str, Any] | None) -> bytes:
+        # A request setting (HTTP parameter), not query text: a SETTINGS clause in the
+        # statement cannot lift it. For a user that is already read-only (docs/store.md),
+        # clickhouse-connect leaves it out.
+        if not self._per_query_settings:
+            raise StoreError("read-only queries need a ClickHouse server (http:// or https://): "
+                             "the chdb:// backend cannot scope readonly=1 to one query")
+        return self._run(sql, params, {**QUERY_SETTINGS, "readonly": 1})
+
+    def _run(self, sql: str, params: Mapping[str, Any] | None, settings: dict[str, int]) -> bytes:
         try:
             client = self._get_client()
             raw = client.raw_query(
-                sql, parameters=dict(params or {}), settings=dict(QUERY_SETTINGS), fmt="JSONCompact"
+                sql, parameters=dict(params or {}), settings=settings, fmt="JSONCompact"
             )
         except Exception as exc:
             raise StoreError(f"ClickHouse query failed: {exc}") from exc

@@ -1,20 +1,18 @@
-"""Small, conservative readers of SQL text: statement splitting, identifiers, read-only checks.
+"""Small, conservative readers of SQL text: statement splitting and identifiers.
 
 None of this formats values into SQL: values always travel as query parameters or as typed
-insert data. These helpers only cut trusted files into statements and vet user queries for
-the worker's read-only endpoint.
+insert data. These helpers cut trusted files into statements, and give
+:mod:`stream.store.sqlguard` the pieces of a user query to vet.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Final
 
 from stream.errors import StoreError
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-READ_ONLY_KEYWORDS: Final = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"})
 
 
 def check_identifier(name: str) -> str:
@@ -27,24 +25,39 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def _scan(sql: str) -> list[tuple[str, str]]:
+def _comment_end(sql: str, i: int) -> int:
+    """The index after the ``/* ... */`` comment opening at ``i`` (ClickHouse nests them)."""
+    depth = 0
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+def scan(sql: str) -> list[tuple[str, str]]:
     """Cut ``sql`` into ("code" | "text", chunk) pieces; comments are dropped.
 
     "text" pieces are string literals and quoted identifiers, so that a ``;`` or a keyword
-    inside them is never taken for SQL.
+    inside them is never taken for SQL. Comments as ClickHouse's lexer reads them: ``--``,
+    ``#!`` and ``# `` to the end of the line, ``/* */`` nested.
     """
     pieces: list[tuple[str, str]] = []
     i, n, start = 0, len(sql), 0
     while i < n:
         c = sql[i]
-        if sql.startswith("--", i) or sql.startswith("#!", i):
+        if sql.startswith(("--", "#!", "# "), i):
             pieces.append(("code", sql[start:i]))
             end = sql.find("\n", i)
             i = start = n if end < 0 else end
         elif c == "/" and sql.startswith("/*", i):
             pieces.append(("code", sql[start:i]))
-            end = sql.find("*/", i + 2)
-            i = start = n if end < 0 else end + 2
+            i = start = _comment_end(sql, i)
         elif c in "'\"`":
             pieces.append(("code", sql[start:i]))
             j = i + 1
@@ -70,7 +83,7 @@ def split_statements(sql: str) -> list[str]:
     """Split a file of ``;``-terminated statements; comments are removed, empties skipped."""
     statements: list[str] = []
     current: list[str] = []
-    for kind, chunk in _scan(sql):
+    for kind, chunk in scan(sql):
         if kind == "text":
             current.append(chunk)
             continue
@@ -82,28 +95,3 @@ def split_statements(sql: str) -> list[str]:
                 current = []
     statements.append("".join(current).strip())
     return [s for s in statements if s]
-
-
-def read_only_problem(sql: str) -> str | None:
-    """Why ``sql`` is not a single read-only statement, or ``None`` if it is.
-
-    A keyword check, not a sandbox: the endpoint using it must only listen on localhost.
-    """
-    statements = split_statements(sql)
-    if not statements:
-        return "empty query"
-    if len(statements) > 1:
-        return "only one statement per request"
-    code = " ".join(chunk for kind, chunk in _scan(statements[0]) if kind == "code")
-    words = re.findall(r"[A-Za-z_]+", code)
-    first = words[0].upper() if words else ""
-    if first not in READ_ONLY_KEYWORDS:
-        allowed = ", ".join(sorted(READ_ONLY_KEYWORDS))
-        return f"only read-only statements are accepted here ({allowed}), got {first or '?'}"
-    upper = [w.upper() for w in words]
-    for a, b in itertools.pairwise(upper):
-        if a == "INTO" and b == "OUTFILE":
-            return "INTO OUTFILE is not accepted here"
-    if first == "WITH" and any(w in {"INSERT", "ALTER", "DROP", "TRUNCATE"} for w in upper):
-        return "only read-only statements are accepted here"
-    return None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import pytest
@@ -134,9 +134,14 @@ def _dashboard_sql() -> list[tuple[str, str]]:
     return queries
 
 
-def _substitute(sql: str) -> str:
-    """Grafana's part: template variables and the ClickHouse plugin's macros."""
-    sql = sql.replace("${model_id:sqlstring}", "'churn'").replace("${segment:sqlstring}", "'all'")
+def _substitute(sql: str, model_id: str = "churn", segment: str = "all") -> str:
+    """Grafana's part: template variables and the ClickHouse plugin's macros.
+
+    ``percentencode`` is Grafana's ``encodeURIComponentStrict``: everything but letters,
+    digits and ``-_.~`` as ``%XX`` of its UTF-8 bytes, which ``quote(safe="-_.~")`` matches.
+    """
+    sql = sql.replace("${model_id:percentencode}", quote(model_id, safe="-_.~"))
+    sql = sql.replace("${segment:percentencode}", quote(segment, safe="-_.~"))
     sql = re.sub(
         r"\$__timeFilter\((\w+)\)",
         r"(\1 >= now64(3, 'UTC') - INTERVAL 2 DAY AND \1 <= now64(3, 'UTC'))",
@@ -189,3 +194,25 @@ def test_dashboard_reads_the_latest_views() -> None:
         }, (title, tables)  # fmt: skip
         if "alerts" in tables:
             assert "FINAL" in sql, title
+
+
+def test_variables_reach_sql_only_percent_encoded() -> None:
+    """Values come from events (segments) or from a link's ``var-segment=``; Grafana's
+    ``sqlstring`` doubles quotes but leaves backslashes, and ClickHouse reads ``\\'`` as an
+    escaped quote, so ``'${segment:sqlstring}'`` let a value end the string and add SQL."""
+    for title, sql in _dashboard_sql():
+        uses = re.findall(r"(.{20})\$\{(\w+)(:\w+)?\}(.{2})", sql)
+        for before, name, fmt, after in uses:
+            assert (fmt, after) == (":percentencode", "')"), (title, name, fmt)
+            assert before.endswith("decodeURLComponent('"), (title, name)
+
+
+def test_a_hostile_segment_stays_a_value(seeded: EmbeddedStore) -> None:
+    hostile = "country=\\' OR 1=1 -- "
+    (sql,) = [q for t, q in _dashboard_sql() if "statistic IS NOT NULL" in q]
+    assert seeded.query(_substitute(sql, segment=hostile)).rows == []
+    assert seeded.query(_substitute(sql, segment="all")).rows != []
+    # What the dashboard did before: Grafana's sqlstring (quotes doubled, nothing else).
+    as_sqlstring = "'" + hostile.replace("'", "''") + "'"
+    old = _substitute(sql).replace("decodeURLComponent('all')", as_sqlstring)
+    assert seeded.query(old).rows != [], "the old quoting was injectable"

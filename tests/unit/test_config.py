@@ -42,6 +42,12 @@ def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_settings().topics.partitions == 8
 
 
+def test_the_broker_jar_cache_variable_is_not_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/kafka reads TIDEWATCH_KAFKA_CACHE; a worker started under it must still load."""
+    monkeypatch.setenv("TIDEWATCH_KAFKA_CACHE", "/somewhere")
+    assert load_settings().kafka.bootstrap
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

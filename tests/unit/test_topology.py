@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from stream.config import Settings, load_settings
+from stream.joinstore import pack_key
 from stream.offline import offline_results
 from stream.partitioning import partition_for
 from stream.references import FileReferences
@@ -153,14 +154,20 @@ class Harness:
                     break
         return done
 
+    def caught_up(self, p: int) -> float | None:
+        """Now, if every prediction message of partition ``p`` has been read (as the
+        agent's broker check would find), else not known."""
+        log = self.log.get(("predictions", p), [])
+        return self.clock[0] if self.read.get(("predictions", p), 0) >= len(log) else None
+
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
-            self._run1(p, self.stage1[p].tick())
+            self._run1(p, self.stage1[p].tick(self.caught_up(p)))
         self.pump()
 
     def settle(self) -> None:
-        """Go quiet: partitions close what they have, stage 2 waits out the idle grace."""
+        """Go quiet: models go idle on every partition, stage 2 sees them caught up."""
         self.tick(31)
         self.tick(31)
         self.tick(2)
@@ -354,6 +361,12 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
     assert total_late == 9
 
 
+def stored_ids(table: dict[bytes, bytes]) -> set[bytes]:
+    """The request ids the join table holds (in its packs): what a restart restores."""
+    import orjson
+    return {doc["r"].encode() for raw in table.values() for doc in orjson.loads(raw)}
+
+
 def test_join_state_expires_by_event_time() -> None:
     settings = make_settings()
     settings = settings.model_copy(update={"windows": settings.windows.model_copy(
@@ -362,15 +375,19 @@ def test_join_state_expires_by_event_time() -> None:
     h = Harness(settings)
     h.produce("labels", [dict(labels[0], request_id="orphan")])
     h.pump()
-    assert set(h.joins) == {b"orphan"}
+    assert stored_ids(h.joins) == {b"orphan"}
     h.produce("predictions", preds)
     h.pump()  # event time moves 59 s on: past the orphan label's 30 s TTL, not the horizon
-    assert len(h.joins) == 100 and b"orphan" not in h.joins
+    assert len(stored_ids(h.joins)) == 100 and b"orphan" not in stored_ids(h.joins)
+    assert all(key.startswith(b"pack:") for key in h.joins)  # the orphan's pack is deleted
+    assert len(h.joins) < 100  # one record per message, not per event
     later = [dict(preds[0], request_id=f"n{i}", timestamp=T0 + 400_000 + i) for i in range(8)]
     h.produce("predictions", later)
     h.pump()
     h.tick(1)
-    assert set(h.joins) == {f"n{i}".encode() for i in range(8)}
+    assert stored_ids(h.joins) == {f"n{i}".encode() for i in range(8)}
+    messages = {partition_for(f"n{i}", h.parts) for i in range(8)}  # one each (< 7 events)
+    assert len(h.joins) == len(messages)  # one record per message; the rest were deleted
     expired = {k: sum(s.counters[k] for s in h.stage1.values())
                for k in ("expired_unlabelled", "expired_early_labels")}
     assert expired == {"expired_unlabelled": 100, "expired_early_labels": 1}
@@ -392,9 +409,9 @@ def test_labels_long_before_predictions_wait_and_join() -> None:
     assert sum(s.counters["joined_early_labels"] for s in h.stage1.values()) == len(labels)
 
 
-def test_a_partition_quiet_at_start_is_waited_for_within_the_grace() -> None:
-    """All partitions idle (no traffic yet); partition 0's data closes a window before
-    partition 1 has said it is back: stage 2 waits out the grace instead of finalising."""
+def test_a_partition_quiet_at_start_is_waited_for_until_caught_up() -> None:
+    """No traffic yet; partition 0's data closes a window while partition 1 has not read
+    its predictions: stage 2 waits for partition 1 to be caught up instead of finalising."""
     settings = make_settings()
     settings = settings.model_copy(update={"topics": settings.topics.model_copy(
         update={"partitions": 2})})
@@ -451,8 +468,8 @@ def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
 
     merge.on_frame(partial(preds), "first")
     merge.on_frame(partial(preds[-4:]), "rebuilt")
-    plan = merge.on_frame(encode_frame("progress", 0, {"ct": T0 + 60_000, "idle": False}, {}),
-                          "progress")
+    plan = merge.on_frame(encode_frame("progress", 0, {"ct": {"m": T0 + 60_000}, "cu": None},
+                                       {}), "progress")
     [result] = plan.results
     count = next(r for r in result.metrics if r.metric == "count" and r.segment == "all")
     assert count.value == 30
@@ -477,26 +494,27 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     owner restores) has it too. Replayed predictions still rebuild their window exactly."""
     settings = make_settings()
     preds, labels = make_events(20, span_ms=10_000)  # one window, still open at the end
-    first = PartitionStage(0, settings, RecordingTable(), {})
+    table = RecordingTable()
+    first = PartitionStage(0, settings, table, {})
     first.on_predictions(preds, 7, "p")
     first.on_labels(labels, 3, "l")
-    local = RecordingTable(first.joins)  # what survived on disk; the changelog may not have it
+    packs = [pack_key(0, "p", 7), pack_key(0, "l", 3)]
+    assert table.written == packs  # one write per message, not one per event
+    local = RecordingTable(table)  # what survived on disk; the changelog may not have it
     again = PartitionStage(0, settings, local, {})
     again.on_predictions(preds, 7, "p")
     again.on_labels(labels, 3, "l")
-    replayed = [e["request_id"].encode() for e in preds]
-    assert local.written[:len(preds)] == replayed
-    assert local.written[len(preds):] == [e["request_id"].encode() for e in labels]
-    assert dict(local) == dict(first.joins)  # same state: a replay is not a new event
+    assert local.written == packs  # each written again, once
+    assert dict(local) == dict(table)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
     assert again.counters["duplicate_predictions"] == 0 == again.counters["duplicate_labels"]
 
 
-def test_only_a_tick_without_backlog_declares_a_partition_idle() -> None:
+def test_only_a_caught_up_tick_declares_a_model_idle() -> None:
     """Predictions held up (a slow fetch, a hole read from the broker) while labels flow:
-    a label must not close the open window by idleness, nor must a tick that knows of unread
-    predictions. A CI run showed this symptom: a window closed early, the rest of its
-    events counted late."""
+    a label must not close the open window by idleness, nor must a tick while the partition
+    is not caught up to the idle timeout past the model's last event. A CI run showed this
+    symptom: a window closed early, the rest of its events counted late."""
     settings = make_settings()  # idle timeout 30 s
     preds, labels = make_events(20, span_ms=10_000)
     clock = [0.0]
@@ -504,27 +522,93 @@ def test_only_a_tick_without_backlog_declares_a_partition_idle() -> None:
     stage.on_predictions(preds[:10], 0, "p0")
     clock[0] = 31.0
     plan = stage.on_labels(labels, 0, "l0")
-    assert stage.open and not stage.idle and plan.closed_through is None
-    plan = stage.tick(backlog=True)
-    assert stage.open and not stage.idle and plan.closed_through is None
-    stage.on_predictions(preds[10:], 1, "p1")  # the rest: nothing late
+    assert stage.open and not stage.clocks["m"].idle and not plan.closed_through
+    plan = stage.tick(None)  # not known to be caught up
+    assert stage.open and not stage.clocks["m"].idle and not plan.closed_through
+    plan = stage.tick(29.0)  # caught up, but only 29 s past the model's last event
+    assert stage.open and not stage.clocks["m"].idle and not plan.closed_through
+    stage.on_predictions(preds[10:], 1, "p1")  # the rest (at t=31): nothing late
     assert stage.counters["late_predictions"] == 0
     clock[0] = 62.0
-    plan = stage.tick(backlog=False)
-    assert not stage.open and stage.idle and plan.closed_through == T0 + 60_000
+    plan = stage.tick(61.5)
+    assert not stage.open and stage.clocks["m"].idle
+    assert plan.closed_through == {"m": T0 + 60_000}
     assert set(plan.acks) >= {"p0", "p1"}
 
 
-def test_idle_due_says_when_a_tick_would_declare_idleness() -> None:
-    """The agent asks the broker for the partition's end only when this is true: once per
-    quiet spell, not on every tick."""
+def _two_models(n: int, seed: int, span_ms: int = 180_000) -> tuple[
+        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    a_preds, a_labels = make_events(n, seed=seed, span_ms=span_ms)
+    b_preds, b_labels = make_events(n, seed=seed + 1, span_ms=span_ms)
+    for events in (b_preds, b_labels):
+        for e in events:
+            e["request_id"] = "b" + e["request_id"]
+            e["model_id"] = "b"
+    return a_preds, a_labels, b_preds, b_labels
+
+
+def _rows_of(rows: dict[tuple[Any, ...], Any], model_id: str) -> dict[tuple[Any, ...], Any]:
+    return {k: v for k, v in rows.items() if k[0] == model_id}
+
+
+def test_one_models_clock_never_closes_another_models_windows() -> None:
+    """Model A's events come first and move far past B's event time; B's cover the same
+    span and come after (a bulk sender, a replay): B's windows are all there, with the
+    same figures as when B is alone, and none of its events is late."""
     settings = make_settings()
-    preds, _ = make_events(5, span_ms=1_000)
-    clock = [0.0]
-    stage = PartitionStage(0, settings, {}, {}, clock=lambda: clock[0])
-    stage.on_predictions(preds, 0, "p0")
-    assert not stage.idle_due()
-    clock[0] = 30.0
-    assert stage.idle_due()
-    stage.tick(backlog=False)
-    assert stage.idle and not stage.open and not stage.idle_due()  # idle: not asked again
+    a_preds, a_labels, b_preds, b_labels = _two_models(300, seed=31)
+    h = Harness(settings)
+    h.produce("predictions", a_preds)
+    h.produce("labels", a_labels)
+    h.pump()
+    h.tick(1)  # A's clock is past every window of the span: A's windows close
+    assert h.results
+    h.produce("predictions", b_preds)
+    h.produce("labels", b_labels)
+    h.pump()
+    h.settle()
+    assert sum(s.counters["late_predictions"] for s in h.stage1.values()) == 0
+    alone = Harness(settings)
+    run_all(alone, b_preds, b_labels)
+    got, want = _rows_of(h.latest(), "b"), alone.latest()
+    assert_same(got, want)
+    assert_same(_rows_of(h.latest(), "m"), offline(settings, a_preds, a_labels, h.refs))
+
+
+def test_a_late_event_of_a_window_that_never_opened_is_counted() -> None:
+    """Every prediction consumed is in some window's count or in its late_events row, even
+    when the window had no on-time event at all (its rows are created for it)."""
+    settings = make_settings()
+    preds, labels = make_events(120, seed=37, span_ms=120_000)
+    h = Harness(settings)
+    h.produce("predictions", preds[60:])  # the second window first: the first one closes
+    h.pump()
+    h.settle()
+    h.produce("predictions", preds[:60])  # all late: their window never opened
+    h.produce("labels", labels)
+    h.pump()
+    h.settle()
+    rows = h.latest()
+    counted = sum(v["value"] for k, v in rows.items()
+                  if k[2] == "all" and k[5] == "count" and k[4] == "service")
+    late = sum(v["value"] for k, v in rows.items() if k[5] == "late_events")
+    assert late == 60 and counted == 60
+    window_rows = {k: v for k, v in rows.items() if k[3] == T0}
+    assert window_rows and all(k[4] in {"performance", "service"} for k in window_rows)
+    assert rows[("m", "v1", "all", T0, "service", "late_events", "")]["value"] == 60
+
+
+def test_allowed_lateness_is_per_model() -> None:
+    """A model with a longer allowed lateness keeps its windows open for it; the global one
+    applies to the others."""
+    settings = make_settings(models={"b": {"allowed_lateness_s": 50}})
+    assert settings.windows.allowed_lateness_s == 5
+    a_preds, _, b_preds, _ = _two_models(2, seed=41, span_ms=1_000)
+    stage = PartitionStage(0, settings, {}, {})
+    stage.on_predictions(a_preds + b_preds, 0, "p0")
+    later = [dict(e, request_id=e["request_id"] + "x", timestamp=T0 + 60_000 + 20_000)
+             for e in (a_preds[0], b_preds[0])]
+    plan = stage.on_predictions(later, 1, "p1")  # watermarks: A past T0+60 s, B not
+    assert plan.closed_through["m"] == T0 + 60_000
+    assert plan.closed_through.get("b", 0) <= T0  # B's watermark is still in its window
+    assert {w.model_id for w in stage.open if w.window_start == T0} == {"b"}

@@ -15,13 +15,9 @@ import pytest
 from stream.cli import main
 from stream.config import Settings, StoreSettings, WorkerSettings
 from stream.errors import StoreError
-from stream.results import WindowResults
 from stream.store.commands import run_sql
 from stream.store.embedded import EmbeddedStore
 from stream.store.lock import lock_holder
-from stream.store.sqlapi import run_sql_request
-
-from .rows import drift_row
 
 pytestmark = pytest.mark.integration
 
@@ -102,25 +98,8 @@ def test_sql_goes_through_the_worker_that_holds_the_folder(
     assert text.splitlines()[0].strip() == "n" and text.splitlines()[2].strip() == "0"
     as_json = run_sql(settings, "SELECT {x:String} AS x", "json", {"x": "it's"})
     assert orjson.loads(as_json) == [{"x": "it's"}]
-    with pytest.raises(StoreError, match=r"refused the query \(400\).*read-only"):
+    with pytest.raises(StoreError, match=r"refused the query \(403\).*read-only"):
         run_sql(settings, "DROP TABLE feature_drift")
-
-
-def test_run_sql_request_validates_and_renders(store: EmbeddedStore) -> None:
-    store.write(WindowResults(drift=(drift_row(feature="a,b"),)))
-    ok = orjson.dumps({"sql": "SELECT feature, drifted FROM feature_drift", "format": "csv"})
-    assert run_sql_request(store, ok) == (200, b'feature,drifted\n"a,b",1\n')
-    for body, reason in [
-        (b"not json", b"not JSON"),
-        (b"[]", b'string "sql"'),
-        (orjson.dumps({"sql": "SELECT 1", "format": "xml"}), b"format must be"),
-        (orjson.dumps({"sql": "INSERT INTO alerts SELECT * FROM alerts"}), b"refused"),
-        (orjson.dumps({"sql": "SELECT 1; DROP TABLE alerts"}), b"one statement"),
-        (orjson.dumps({"sql": "SELECT nope"}), b"chDB query failed"),
-    ]:
-        status, payload = run_sql_request(store, body)
-        assert status == 400 and reason in payload, payload
-    assert store.query("EXISTS TABLE alerts").rows == [(1,)]
 
 
 def test_cli_migrate_and_sql_on_a_free_folder(

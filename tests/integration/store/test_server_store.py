@@ -17,6 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from stream.config import StoreSettings
+from stream.errors import StoreError
 from stream.results import WindowResults
 from stream.store.server import ServerStore
 
@@ -92,3 +93,19 @@ def test_typed_insert_round_trip_and_revisions(server_store: ServerStore) -> Non
     assert metrics == [("accuracy", None, 0.0), ("f1", 0.5, metric_row().coverage)]
     alerts = server_store.query("SELECT id, feature, state FROM alerts FINAL ORDER BY id").rows
     assert alerts == [("a-1", hostile, "firing"), ("a-2", None, "resolved")]
+
+
+
+def test_read_only_queries_cannot_write_or_leave_the_store(server_store: ServerStore) -> None:
+    """readonly=1 travels as a request setting (what the worker's /sql runs with)."""
+    if not server_store._per_query_settings:  # chdb:// would leave the session read-only
+        with pytest.raises(StoreError, match="need a ClickHouse server"):
+            server_store.query_read_only("SELECT 1")
+        return
+    assert server_store.query_read_only("SELECT getSetting('readonly') AS r").rows == [(1,)]
+    assert server_store.query("SELECT getSetting('readonly') AS r").rows == [(0,)]
+    for sql in ("INSERT INTO alerts SELECT * FROM alerts",
+                "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                "SELECT 1 SETTINGS readonly = 0"):
+        with pytest.raises(StoreError, match="READONLY"):
+            server_store.query_read_only(sql)

@@ -156,3 +156,19 @@ def test_query_errors_are_store_errors() -> None:
 def test_bad_database_name_is_refused() -> None:
     with pytest.raises(StoreError, match="invalid ClickHouse identifier"):
         ServerStore(settings(database="a.b"))
+
+
+def test_read_only_queries_carry_readonly_as_a_request_setting() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Recording(FakeClient):
+        def raw_query(self, sql: str, parameters: dict[str, Any], settings: dict[str, Any],
+                      fmt: str) -> bytes:  # fmt: skip
+            sent.append(settings)
+            return b'{"meta": [{"name": "x", "type": "UInt8"}], "data": [[1]]}'
+
+    store = ServerStore(settings(), client_factory=lambda: Recording([]))
+    assert store.query_read_only("SELECT 1 AS x").rows == [(1,)]
+    assert store.query("SELECT 1 AS x").rows == [(1,)]
+    assert sent[0]["readonly"] == 1 and "readonly" not in sent[1]  # the writer stays writable
+    store.close(timeout_s=1)
