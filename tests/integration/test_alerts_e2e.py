@@ -22,7 +22,7 @@ from stream.alerts.tail import tail_alerts
 from stream.client import MonitorClient
 from stream.config import Settings
 from stream.results import AlertRecord
-from stream.store.sqlapi import post_sql
+from stream.store.commands import run_sql
 from stream.topics import ensure_topics
 from tests.sea import T0, WINDOW_MS, reference_events, sea_events
 
@@ -108,12 +108,11 @@ def evaluated(worker: WorkerProcess, windows: int) -> bool:
     return int(stats.get("alerts", {}).get("windows", 0)) >= windows
 
 
-def stored_alerts(worker: WorkerProcess) -> list[dict[str, Any]]:
-    url = f"http://127.0.0.1:{worker.port}/sql"
-    text = post_sql(url, "SELECT id, fingerprint, state, window_start FROM alerts FINAL "
-                         "ORDER BY window_start, id", fmt="json")
-    rows: list[dict[str, Any]] = orjson.loads(text) if text.strip().startswith("[") else [
-        orjson.loads(line) for line in text.splitlines() if line.strip()]
+def stored_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """The alerts table, through the running worker's /sql (it holds the embedded store)."""
+    rows: list[dict[str, Any]] = orjson.loads(run_sql(
+        settings, "SELECT id, fingerprint, state, window_start FROM alerts FINAL "
+                  "ORDER BY window_start, id", "json"))
     return rows
 
 
@@ -159,7 +158,7 @@ def test_concept_change_covariate_shift_and_stationary(bootstrap: str, tmp_path:
 
         # Each state change once on the topic and once in the table.
         assert Counter(a.id for a in alerts).most_common(1)[0][1] == 1
-        stored = stored_alerts(worker)
+        stored = stored_alerts(settings)
         assert sorted(r["id"] for r in stored) == sorted(a.id for a in alerts)
 
         out = io.StringIO()  # what `tidewatch alerts tail --from-beginning` prints
@@ -196,7 +195,7 @@ def test_sigkill_between_firing_and_resolving(bootstrap: str, tmp_path: Path) ->
         for fingerprint in {a.fingerprint for a in alerts}:
             states = [a.state for a in alerts if a.fingerprint == fingerprint]
             assert states == ["firing", "resolved"], states
-        stored = stored_alerts(worker)
+        stored = stored_alerts(settings)
         assert sorted(r["id"] for r in stored) == sorted(a.id for a in alerts)
     finally:
         reader.close()
