@@ -13,12 +13,12 @@ from stream.config import AlertRule, AlertSettings, Settings
 def default_rules(alerts: AlertSettings) -> tuple[AlertRule, ...]:
     return (
         AlertRule(name="dataset_drift", family="drift", metric="dataset_drift", op=">=",
-                  threshold=1.0, severity="warning", for_windows=2, resolve_windows=2,
+                  threshold=1.0, severity="warning", for_windows=3, resolve_windows=2,
                   description="share of drifted features reached metrics.dataset_drift_share"
-                              " in 2 windows in a row"),
+                              " in 3 windows in a row"),
         AlertRule(name="prediction_drift", source="drift", metric="drifted",
                   feature="__prediction__", op=">=", threshold=1.0, severity="warning",
-                  for_windows=2, resolve_windows=2,
+                  for_windows=3, resolve_windows=2,
                   description="the model's output distribution drifted from the reference"),
         AlertRule(name="performance_drop", family="concept", metric="accuracy_drop_p_value",
                   op="<", threshold=alerts.performance_alpha, severity="critical",
