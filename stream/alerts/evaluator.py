@@ -103,9 +103,14 @@ class ModelAlerts:
                 fp = fingerprint(rule.name, key.model_id, key.model_version, verdict.segment,
                                  verdict.feature)
                 track = self.tracks.setdefault(fp, Track())
+                note = None
+                if verdict.breach:  # what a firing at this window will say (kept with it)
+                    note = [[[c.name, c.value, c.detail] for c in self._contributors(
+                                rule, verdict.segment, results, reference, settings)],
+                            self._context(rule, verdict.segment, obs, reference)]
                 if not track.record(key.window_start, verdict.breach, verdict.value,
                                     alerts.history_windows, rule.for_windows,
-                                    rule.resolve_windows):
+                                    rule.resolve_windows, note):
                     out.stale += 1
                     continue
                 change = track.transition(rule.for_windows, rule.resolve_windows)
@@ -113,7 +118,10 @@ class ModelAlerts:
                     continue
                 contributors: tuple[Contributor, ...] = ()
                 context = ""
-                if change.window == key.window_start:
+                if change.note is not None:
+                    contributors = tuple(Contributor(*c) for c in change.note[0])
+                    context = change.note[1]
+                elif change.window == key.window_start:
                     contributors = self._contributors(rule, verdict.segment, results,
                                                       reference, settings)
                     context = self._context(rule, verdict.segment, obs, reference)

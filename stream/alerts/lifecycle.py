@@ -72,6 +72,7 @@ class Transition:
     state: Literal["firing", "resolved"]
     window: int
     value: float | None
+    note: Any = None  # what was recorded with the window's verdict (see Track.record)
 
 
 @dataclass(slots=True)
@@ -83,16 +84,24 @@ class Track:
     base_window: int | None = None  # windows at or before it are folded into ``base``
     published: Literal["firing", "resolved", ""] = ""
     published_window: int | None = None
+    notes: dict[int, Any] = field(default_factory=dict)
 
     def record(self, window: int, breach: bool, value: float, keep: int,
-               fire_after: int, resolve_after: int) -> bool:
+               fire_after: int, resolve_after: int, note: Any = None) -> bool:
         """Set a window's verdict (a revision replaces it); prune to ``keep`` windows.
+        ``note`` (JSON-safe) is kept with it, so that a state change found later at this
+        window (windows out of order) still says what this window showed.
         False when the window is older than the history (too late to count)."""
         if self.base_window is not None and window <= self.base_window:
             return False
         self.verdicts[window] = (breach, value)
+        if note is None:
+            self.notes.pop(window, None)
+        else:
+            self.notes[window] = note
         while len(self.verdicts) > keep:
             oldest = min(self.verdicts)
+            self.notes.pop(oldest, None)
             old_breach, _ = self.verdicts.pop(oldest)
             self.base.step(oldest, old_breach, fire_after, resolve_after)
             self.base_window = oldest
@@ -119,7 +128,8 @@ class Track:
             return None  # never fired: nothing to resolve
         window = state.changed_at if state.changed_at is not None else max(self.verdicts)
         value = self.verdicts[window][1] if window in self.verdicts else None
-        return Transition("firing" if is_open else "resolved", window, value)
+        return Transition("firing" if is_open else "resolved", window, value,
+                          self.notes.get(window))
 
     def mark_published(self, transition: Transition) -> None:
         self.published = transition.state
@@ -128,9 +138,11 @@ class Track:
     def to_json(self) -> dict[str, Any]:
         return {"v": [[w, int(b), x] for w, (b, x) in sorted(self.verdicts.items())],
                 "b": self.base.to_list(), "bw": self.base_window, "p": self.published,
-                "pw": self.published_window}
+                "pw": self.published_window,
+                "n": [[w, note] for w, note in sorted(self.notes.items())]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Track:
         return cls({int(w): (bool(b), float(x)) for w, b, x in raw["v"]},
-                   Fold.from_list(raw["b"]), raw["bw"], raw["p"], raw["pw"])
+                   Fold.from_list(raw["b"]), raw["bw"], raw["p"], raw["pw"],
+                   {int(w): note for w, note in raw.get("n", [])})

@@ -121,3 +121,14 @@ def test_an_invalid_message_is_refused() -> None:
     alert = run([window(i, accuracy=a) for i, a in enumerate([1.0] * 4 + [0.9])])[0]
     with pytest.raises(AlertMessageError):
         encode_alert(replace(alert, severity="urgent"))  # type: ignore[arg-type]
+
+
+def test_a_firing_found_later_still_names_its_window_s_features() -> None:
+    """Window 7 completes the 3 drifted windows but finalises before window 6: the firing is
+    found when 6 arrives, at window 7, and still names what window 7 showed."""
+    shifted = {"x1": 0.6, "x2": 0.3}
+    windows = [window(i, drifted=shifted if i >= 5 else None) for i in range(9)]
+    alerts = run([windows[i] for i in [0, 1, 2, 3, 4, 5, 7, 6, 8]])
+    firing = [a for a in alerts if a.rule == "dataset_drift"]
+    assert [(a.state, (a.window_start - T0) // W) for a in firing] == [("firing", 7)]
+    assert [c.name for c in firing[0].contributors][:2] == ["x1", "x2"]
