@@ -9,6 +9,8 @@ predictions, label coverage) and derives, for the window being evaluated:
 - ``error_cusum``: a Bernoulli CUSUM of the error stream against the reference error rate,
   over the windows in event-time order (:func:`stream.metrics.concept.cusum_error_step`);
 - ``estimate_gap`` = label-free expected accuracy - realised accuracy;
+- ``label_coverage``: labelled / predicted (the performance rows' coverage, as a row a rule
+  can read);
 - ``volume_ratio`` and ``label_coverage_ratio``: the window's prediction count and label
   coverage over the median of up to 12 earlier windows (at least 3).
 
@@ -135,6 +137,7 @@ def concept_rows(
             expected = m.value
     if realised is not None and expected is not None:
         row("estimate_gap", expected - realised, n, revision)
+    row("label_coverage", entry.get("cov"), n, revision)
     row("volume_ratio", history.ratio(key.window_start, "c"), int(entry.get("c", 0)), 0)
     row("label_coverage_ratio", history.ratio(key.window_start, "cov"), n, revision)
     return out

@@ -65,10 +65,12 @@ class ModelAlerts:
         doc: dict[str, Any] = orjson.loads(raw) if raw else {"h": {}, "t": {}}
         self.histories = {v: History.from_json(h) for v, h in doc["h"].items()}
         self.tracks = {fp: Track.from_json(t) for fp, t in doc["t"].items()}
+        self.newest: int | None = doc.get("w")  # the model's newest window evaluated
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"h": {v: h.to_json() for v, h in self.histories.items()},
-                             "t": {fp: t.to_json() for fp, t in self.tracks.items()}})
+                             "t": {fp: t.to_json() for fp, t in self.tracks.items()},
+                             "w": self.newest})
 
     def open_alerts(self) -> list[str]:
         return sorted(fp for fp, t in self.tracks.items() if t.published == "firing")
@@ -81,10 +83,14 @@ class ModelAlerts:
         if key is None:
             return out
         alerts = settings.alerts
+        size_ms = settings.windows.size_s * 1000
+        horizon = alerts.history_windows * size_ms
         history = self.histories.setdefault(key.model_version, History())
-        if history.base_window is not None and key.window_start <= history.base_window:
-            out.stale += 1
+        if (history.base_window is not None and key.window_start <= history.base_window) or (
+                self.newest is not None and key.window_start < self.newest - horizon):
+            out.stale += 1  # older than the kept history: too late to count
             return out
+        self.newest = max(self.newest or key.window_start, key.window_start)
         history.update(key.window_start, results.metrics)
         revision = max((m.revision for m in results.metrics if m.family == "performance"),
                        default=0)
@@ -97,7 +103,6 @@ class ModelAlerts:
             p0 = smoothed_rate(ref[1] - ref[0], ref[1])
         history.prune(alerts.history_windows, p0, alerts)
         obs = observations(results.drift, [*results.metrics, *out.rows])
-        size_ms = settings.windows.size_s * 1000
         for rule in rules_for(settings, key.model_id):
             for verdict in evaluate_rule(rule, obs):
                 fp = fingerprint(rule.name, key.model_id, key.model_version, verdict.segment,
@@ -129,7 +134,19 @@ class ModelAlerts:
                                                verdict.feature, change, size_ms,
                                                contributors, now, context))
                 track.mark_published(change)
+        self._forget_quiet(self.newest - horizon)
         return out
+
+    def _forget_quiet(self, before: int) -> None:
+        """Drop tracks that are not open and have had no verdict since ``before`` (a rule
+        removed, a segment or version gone), and such versions' histories: the state stays
+        bounded by what is live. An open alert is kept until it resolves."""
+        for fp, track in list(self.tracks.items()):
+            if track.published != "firing" and max(track.verdicts, default=-1) < before:
+                del self.tracks[fp]
+        for version, history in list(self.histories.items()):
+            if max(history.windows, default=-1) < before:
+                del self.histories[version]
 
     @staticmethod
     def _contributors(rule: AlertRule, segment: str, results: WindowResults,

@@ -132,3 +132,40 @@ def test_a_firing_found_later_still_names_its_window_s_features() -> None:
     firing = [a for a in alerts if a.rule == "dataset_drift"]
     assert [(a.state, (a.window_start - T0) // W) for a in firing] == [("firing", 7)]
     assert [c.name for c in firing[0].contributors][:2] == ["x1", "x2"]
+
+
+def test_quiet_tracks_are_forgotten_open_ones_kept() -> None:
+    state = ModelAlerts()
+    for i in range(6):  # fires performance_drop and concept_drift, still open at the end
+        state.evaluate(window(i, accuracy=1.0 if i < 4 else 0.9), SETTINGS, REFERENCE, 0)
+    open_before = state.open_alerts()
+    assert len(open_before) == 2
+    tracks_before = len(state.tracks)
+    # A new version takes over; the old one's windows stop.
+    from dataclasses import replace
+
+    for i in range(6, 6 + 40):
+        results = window(i)
+        results = WindowResults(tuple(replace(d, model_version="v2") for d in results.drift),
+                                tuple(replace(m, model_version="v2") for m in results.metrics))
+        state.evaluate(results, SETTINGS, REFERENCE, 0)
+    assert state.open_alerts() == open_before  # never resolved: kept
+    assert set(state.histories) == {"v2"}
+    v2_tracks = len(state.tracks) - len(open_before)
+    assert v2_tracks <= tracks_before  # v1's closed tracks are gone
+
+
+def test_label_coverage_is_a_row_rules_can_read() -> None:
+    settings = Settings(windows={"size_s": 60}, rules=[
+        AlertRule(name="few_labels", metric="label_coverage", family="concept", op="<",
+                  threshold=0.5)])
+    alerts = run([window(0, labelled=100, count=600)], settings=settings)
+    assert [(a.rule, a.state) for a in alerts] == [("few_labels", "firing")]
+
+
+def test_a_revision_older_than_the_history_is_ignored() -> None:
+    state = ModelAlerts()
+    for i in range(40):
+        state.evaluate(window(i), SETTINGS, REFERENCE, 0)
+    late = state.evaluate(window(2, accuracy=0.5, final=False), SETTINGS, REFERENCE, 0)
+    assert (late.alerts, late.stale) == ([], 1)
