@@ -118,22 +118,20 @@ class ModelAlerts:
                                     rule.resolve_windows, note):
                     out.stale += 1
                     continue
-                change = track.transition(rule.for_windows, rule.resolve_windows)
-                if change is None:
-                    continue
-                contributors: tuple[Contributor, ...] = ()
-                context = ""
-                if change.note is not None:
-                    contributors = tuple(Contributor(*c) for c in change.note[0])
-                    context = change.note[1]
-                elif change.window == key.window_start:
-                    contributors = self._contributors(rule, verdict.segment, results,
-                                                      reference, settings)
-                    context = self._context(rule, verdict.segment, obs, reference)
-                out.alerts.append(self._record(fp, rule, key, verdict.segment,
-                                               verdict.feature, change, size_ms,
-                                               contributors, now, context))
-                track.mark_published(change)
+                for change in track.transitions(rule.for_windows, rule.resolve_windows):
+                    contributors: tuple[Contributor, ...] = ()
+                    context = ""
+                    if change.note is not None:
+                        contributors = tuple(Contributor(*c) for c in change.note[0])
+                        context = change.note[1]
+                    elif change.window == key.window_start:
+                        contributors = self._contributors(rule, verdict.segment, results,
+                                                          reference, settings)
+                        context = self._context(rule, verdict.segment, obs, reference)
+                    out.alerts.append(self._record(fp, rule, key, verdict.segment,
+                                                   verdict.feature, change, size_ms,
+                                                   contributors, now, context))
+                    track.mark_published(change)
         self._forget_quiet(self.newest - horizon)
         return out
 

@@ -15,9 +15,11 @@ The fold, with ``N`` = windows to fire and ``M`` = windows to resolve (hysteresi
 - ``resolving``: ``M`` consecutive clear windows resolve (``ok``); a breach: ``firing``.
 
 An alert is *open* in ``firing`` and ``resolving``. A state change is published when the
-fold's open/closed differs from the published one, at the window where the fold last
-changed it; so nothing is published twice while firing, and the id of a change
-(fingerprint, state, window) is the same when it is computed again after a restart.
+fold finds a change after the last published one (so an episode that opened and closed
+among windows that arrived out of order is still told), or when a revision leaves the fold's
+open/closed different from the published one; so nothing is published twice while firing,
+and the id of a change (fingerprint, state, window) is the same when it is computed again
+after a restart.
 """
 
 from __future__ import annotations
@@ -107,29 +109,55 @@ class Track:
             self.base_window = oldest
         return True
 
-    def fold(self, fire_after: int, resolve_after: int) -> Fold:
+    def fold(self, fire_after: int, resolve_after: int,
+             changes: list[tuple[int, bool]] | None = None) -> Fold:
+        """The state after the last window; ``changes`` collects (window, opened) of every
+        open/close change within the kept windows."""
         state = Fold(*self.base.to_list())
         for window in sorted(self.verdicts):
+            before = state.status in OPEN
             state.step(window, self.verdicts[window][0], fire_after, resolve_after)
+            if changes is not None and (state.status in OPEN) != before:
+                changes.append((window, not before))
         return state
 
     def status(self, fire_after: int, resolve_after: int) -> Status:
         return self.fold(fire_after, resolve_after).status
 
-    def transition(self, fire_after: int, resolve_after: int) -> Transition | None:
-        """The state change to publish now, if the fold disagrees with what was published.
-
-        Call :meth:`mark_published` once it is delivered."""
-        state = self.fold(fire_after, resolve_after)
-        is_open = state.status in OPEN
-        if is_open == (self.published == "firing"):
-            return None
-        if not is_open and self.published == "":
-            return None  # never fired: nothing to resolve
-        window = state.changed_at if state.changed_at is not None else max(self.verdicts)
+    def _change(self, state: Literal["firing", "resolved"], window: int) -> Transition:
         value = self.verdicts[window][1] if window in self.verdicts else None
-        return Transition("firing" if is_open else "resolved", window, value,
-                          self.notes.get(window))
+        return Transition(state, window, value, self.notes.get(window))
+
+    def transitions(self, fire_after: int, resolve_after: int) -> list[Transition]:
+        """The state changes to publish now, in window order; mark each published once it
+        is delivered (:meth:`mark_published`).
+
+        Every change the fold finds after the last published one is published, so an
+        episode that opened and closed among windows that arrived out of order is still
+        told (firing, then resolved). Then, if the fold's open/closed still differs from
+        the published state (a revision changed a window already published), the change
+        that reconciles them, at the window where the fold last changed, or the latest."""
+        changes: list[tuple[int, bool]] = []
+        state = self.fold(fire_after, resolve_after, changes)
+        out: list[Transition] = []
+        is_open = self.published == "firing"
+        after = self.published_window
+        for window, opened in changes:
+            if (after is not None and window <= after) or opened == is_open:
+                continue
+            out.append(self._change("firing" if opened else "resolved", window))
+            is_open, after = opened, window
+        if (state.status in OPEN) != is_open:
+            window = state.changed_at if state.changed_at is not None else max(self.verdicts)
+            if after is not None:
+                window = max(window, after)
+            out.append(self._change("resolved" if is_open else "firing", window))
+        return out
+
+    def transition(self, fire_after: int, resolve_after: int) -> Transition | None:
+        """The first of :meth:`transitions` (tests and simple callers)."""
+        found = self.transitions(fire_after, resolve_after)
+        return found[0] if found else None
 
     def mark_published(self, transition: Transition) -> None:
         self.published = transition.state
