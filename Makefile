@@ -39,6 +39,7 @@ typecheck: install
 bench: install kafka-jars
 	$(PY) load_tests/bench_metrics.py
 	$(PY) load_tests/bench_ingest.py
+	$(PY) load_tests/bench_estimate.py
 	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_stream.py --quick
 
 clean:

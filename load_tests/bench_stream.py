@@ -252,7 +252,9 @@ def take_sample(t0: float, worker: Worker, producer: Producer) -> Sample | None:
         return None
     parts = stats.get("partitions", {}).values()
     merge = stats.get("merge", {}).values()
-    max_ts = min((p["max_event_time"] for p in parts), default=0)
+    # Event time is per model (one model here): the slowest partition's newest event.
+    max_ts = min((max((m["max_event_time"] for m in p.get("models", {}).values()), default=0)
+                  for p in parts), default=0)
     return Sample(
         t=time.time() - t0, produced=producer.predictions + producer.labels,
         consumed=sum(stats.get("valid", {}).values()), rss_mb=worker.rss_mb(),
@@ -446,7 +448,7 @@ def main() -> int:
     counters = {k: v for p in stats.get("partitions", {}).values() for k, v in p.items()
                 if isinstance(v, int) and not isinstance(v, bool) and k not in (
                     "open_windows", "open_events", "perf_windows", "join_entries_tracked",
-                    "closed_through", "max_event_time")}
+                    "caught_up")}
     sums: dict[str, int] = {}
     for part in stats.get("partitions", {}).values():
         for key in counters:

@@ -130,7 +130,9 @@ def create_app(
         return tracked_table(app, name, writes, partitions=sources, key_type=bytes,
                              value_type=value_type, options=dict(store_options) or None)
 
-    joins, progress = table("joins", writes1), table("progress", writes1, int)
+    # The join state and the models' closed-through marks share one table, so that one
+    # changelog partition carries a checkpoint's entries before its marks (stream.stage1).
+    joins = table("joins", writes1)
     perf, finals = table("perf", writes2), table("finals", writes2)
 
     async def send_dead_letter(letter: DeadLetter) -> None:
@@ -223,7 +225,7 @@ def create_app(
     def stage_for(partition: int) -> PartitionStage:
         stage = stages.get(partition)
         if stage is None:
-            stage = stages[partition] = PartitionStage(partition, settings, joins, progress)
+            stage = stages[partition] = PartitionStage(partition, settings, joins)
         return stage
 
     async def process1(event: Any, acks: AckAfterDelivery) -> None:

@@ -68,6 +68,9 @@ class WorkerSettings(_Frozen):
     #: A stop (SIGTERM, or an agent's crash) that takes longer ends the process with code 70;
     #: Faust's own stop can hang (stream.shutdown). Keep it under the supervisor's grace.
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    #: Join entries buffered in memory before a checkpoint writes them (one table record per
+    #: side); a checkpoint also comes before every ack, so at least once per tick.
+    checkpoint_events: int = Field(default=5_000, ge=1)
 
 
 class WindowSettings(_Frozen):
@@ -112,6 +115,10 @@ class MetricsSettings(_Frozen):
     min_sample_size: int = Field(default=30, ge=1)
     correction: Literal["none", "bonferroni", "bh"] = "bh"
     dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
+    # Label-free estimate (docs/metrics.md): band half-width in standard errors, and the
+    # labelled reference rows needed before the reference's calibration is used.
+    estimate_band_z: float = Field(default=3.0, gt=0)
+    min_calibration_rows: int = Field(default=500, ge=1)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
     def model(self, model_id: str) -> ModelSettings:

@@ -120,6 +120,8 @@ class PerfWindow:
     states: dict[str, WindowState] = field(default_factory=dict)
     late: int = 0
     dirty: bool = False
+    #: Labelled pairs not yet added to ``states`` (stage 1 folds them in batches).
+    pending: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
 
     @property
     def labelled(self) -> int:

@@ -1,18 +1,23 @@
-"""The join state of one partition: in memory by ``request_id``, durable one record per message.
+"""The join state of one partition: in memory by ``request_id``, durable as few records.
 
 Each join entry used to be its own table key, so every event cost a changelog message (sent
-through aiokafka, in Python, one by one): most of the worker's time. Now the entries that one
-input message creates are one table record, a *pack*, keyed by the message's position
-(``pack:<partition>:<p|l>:<offset>``, p for the predictions topic, l for labels). A prediction
-and its label live in two packs (their messages'); the merged entry is kept in memory.
+through aiokafka, in Python, one by one): most of the worker's time. Now the entries are kept
+in memory and made durable per *checkpoint*: the entries added since the last one become one
+table record per side, a *pack*, keyed by where the checkpoint starts
+(``pack:<partition>:<p|l>:<offset>``, p for the predictions topic, l for labels). The stage
+checkpoints before anything is acked (see :meth:`stream.stage1.PartitionStage.commit`) and
+when ``checkpoint_events`` entries wait, so an offset is never committed past an entry that is
+not in Kafka. A prediction and its label live in two packs; the merged entry is in memory.
 
-- A replayed message rewrites its own pack with the same content (an on-disk table may hold a
-  record whose changelog message a crash lost, and the partition's next owner must see it).
+- A replayed message marks the packs of its entries for writing again (an on-disk table may
+  hold a record whose changelog message a crash lost, and the partition's next owner must
+  see it). A replayed message whose pack never reached Kafka is new again, and lands in a
+  pack with the same key and content.
 - When entries expire, each pack they were in is rewritten with the entries it still holds,
-  or deleted (a tombstone) once it holds none, so the table holds exactly the live entries
-  and a restart restores exactly them. Entries expire at window ends plus the label horizon,
-  so a pack is rewritten a few times at most.
-- Records of the previous format (one entry per key, the key its request id) are read as
+  or deleted (a tombstone) once it holds none, so the table holds the live entries and a
+  restart restores them. Entries expire at window ends plus the label horizon, so a pack is
+  rewritten a few times at most.
+- Records of the previous formats (one entry per key, the key its request id) are read as
   packs of one, so a worker upgraded mid-stream loses no join state.
 """
 
@@ -26,6 +31,8 @@ import orjson
 from stream.join import Entry
 
 PACK_PREFIX: Final = b"pack:"
+#: Keys of the models' closed-through marks, which share the table (see stage 1's commit).
+MARK_PREFIX: Final = b"closed-through:"
 Side = Literal["p", "l"]
 
 
@@ -43,6 +50,11 @@ class JoinStore:
         self.entries: dict[bytes, Entry] = {}
         #: Pack key -> the request ids with a side in it.
         self.members: dict[bytes, set[bytes]] = {}
+        #: The packs of the open checkpoint, per side; packs to write at the next one.
+        self.current: dict[Side, bytes] = {}
+        self.dirty: set[bytes] = set()
+        #: Entries put since the last checkpoint.
+        self.buffered = 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -58,7 +70,8 @@ class JoinStore:
                     continue
                 for doc in orjson.loads(raw):
                     self._load(key, Entry.from_doc(doc))
-            else:  # the previous format: one entry, both sides, keyed by its request id
+            elif not key.startswith(MARK_PREFIX):  # the previous format: one entry, both
+                # sides, keyed by its request id
                 entry = Entry.decode(raw)
                 if entry.partition == self.partition:
                     self._load(key, entry)
@@ -78,23 +91,43 @@ class JoinStore:
             entry.label_pack = key
         self.members.setdefault(key, set()).add(request_id)
 
-    def put(self, request_id: bytes, entry: Entry, pack: bytes, side: Side) -> None:
-        """Record ``entry`` (merged: both sides it knows) and that ``pack`` holds its
-        ``side``; the pack is written by :meth:`write`."""
+    def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
+        """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
+        checkpoint's pack of that side (keyed by ``offset`` if it opens it)."""
+        pack = self.current.get(side)
+        if pack is None:
+            pack = self.current[side] = pack_key(self.partition, side, offset)
         self.entries[request_id] = entry
         if side == "p":
             entry.pred_pack = pack
         else:
             entry.label_pack = pack
         self.members.setdefault(pack, set()).add(request_id)
+        self.dirty.add(pack)
+        self.buffered += 1
 
-    def drop(self, request_id: bytes) -> list[bytes]:
-        """Forget an expired entry; return the packs that held it (to :meth:`write`)."""
+    def touch(self, pack: bytes | None) -> None:
+        """Write ``pack`` again at the next checkpoint (a replay)."""
+        if pack is not None:
+            self.dirty.add(pack)
+
+    def drop(self, request_id: bytes) -> None:
+        """Forget an expired entry; its packs are rewritten at the next checkpoint."""
         entry = self.entries.pop(request_id)
-        packs = [k for k in (entry.pred_pack, entry.label_pack) if k is not None]
-        for key in packs:
-            self.members[key].discard(request_id)
-        return packs
+        for key in (entry.pred_pack, entry.label_pack):
+            if key is not None:
+                self.members[key].discard(request_id)
+                self.dirty.add(key)
+
+    def checkpoint(self) -> int:
+        """Write every changed pack (one table write each) and open a new checkpoint;
+        return how many were written."""
+        dirty = sorted(self.dirty)
+        self.write(dirty)
+        self.dirty.clear()
+        self.current.clear()
+        self.buffered = 0
+        return len(dirty)
 
     def write(self, packs: Iterable[bytes]) -> None:
         """Write each pack with the sides it holds now, or delete it if it holds none."""

@@ -2,13 +2,13 @@
 
 Where the heavy per-event work happens (next to the events). Pure logic: the Faust agent
 (:mod:`stream.app`) feeds it decoded batches and ticks, sends the frames it plans, then calls
-:meth:`PartitionStage.commit`, which persists progress and returns the messages to ack.
+:meth:`PartitionStage.commit`, which takes checkpoints and returns the messages to ack.
 
 No loss, no double count, without Kafka transactions:
 
 - a prediction message is acked only once every window it fed is closed, its partial sent
-  (delivery awaited) and its model's new ``closed_through`` written to the progress table
-  (event time is per model: :mod:`stream.eventtime`). Until then
+  (delivery awaited) and its model's new ``closed_through`` written, after the join
+  entries, at a checkpoint (event time is per model: :mod:`stream.eventtime`). Until then
   its offset is not committed, so after a crash it is read again and the open window is
   rebuilt from exactly the same events; events of windows already closed are skipped;
 - the join table says, per request, the position of the event that wrote it: a replay is
@@ -31,11 +31,16 @@ from typing import Any
 from stream.config import Settings
 from stream.eventtime import ModelClock
 from stream.join import Entry, PerfWindow, position, prediction_fields
-from stream.joinstore import JoinStore, pack_key
+from stream.joinstore import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows import WindowId, encode_frame, window_start
 
+#: Events (or labelled pairs) a window collects before adding them to its states in one
+#: batch. A window state's update costs about the same for 1 row as for hundreds (numpy per
+#: column), so one-event messages paid it per event; the states are batch-invariant (a test
+#: checks that any split gives the same bytes), so folding later changes no figure.
+FOLD_AT = 512
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
 
@@ -54,18 +59,23 @@ class OpenWindow:
     states: dict[str, WindowState] = field(default_factory=dict)
     waiting: list[PendingAck] = field(default_factory=list)
     events: int = 0
+    #: Events not yet added to ``states`` (see :data:`FOLD_AT`).
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Plan:
     """What the agent must do, in order: send ``frames`` (awaiting delivery), send
-    ``broadcast`` to every partials partition, then :meth:`PartitionStage.commit`."""
+    ``broadcast`` to every partials partition, then :meth:`PartitionStage.commit`, then
+    ack what it returns once the table writes made so far are delivered."""
 
     frames: list[tuple[bytes, bytes]] = field(default_factory=list)
     broadcast: list[bytes] = field(default_factory=list)
     #: Models whose windows closed further: the new mark, persisted by ``commit``.
     closed_through: dict[str, int] = field(default_factory=dict)
     acks: list[Any] = field(default_factory=list)
+    #: Planned by a tick: a checkpoint is due.
+    tick: bool = False
 
 
 class PartitionStage:
@@ -76,13 +86,11 @@ class PartitionStage:
         partition: int,
         settings: Settings,
         joins: MutableMapping[bytes, bytes],
-        progress: MutableMapping[bytes, int],
         clock: Clock = time.time,
     ) -> None:
         self.partition = partition
         self.settings = settings
         self.joins = JoinStore(partition, joins)
-        self.progress = progress
         self.clock = clock
         win = settings.windows
         self.size_ms = win.size_s * 1000
@@ -101,23 +109,26 @@ class PartitionStage:
         self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
         self.early_pending = 0  # labels in the table still waiting for their prediction
         self.counters: Counter[str] = Counter()
+        #: Handles waiting for the next checkpoint (see :meth:`commit`).
+        self.held: list[Any] = []
         self.last_revision = clock()
         self._rebuild_from_table()
 
     # ------------------------------------------------------------------ helpers
-    def _progress_key(self, model_id: str) -> bytes:
-        return f"closed-through:{self.partition}:{model_id}".encode()
+    def _mark_key(self, model_id: str) -> bytes:
+        """The model's closed-through mark, kept in the join table (see :meth:`commit`)."""
+        return f"{MARK_PREFIX.decode()}{self.partition}:{model_id}".encode()
 
     def _clock(self, model_id: str) -> ModelClock:
         """The model's clock here; created on its first event, with the closed-through
-        mark the progress table kept (re-read while it may still be being restored)."""
+        mark the table kept (re-read while it may still be being restored)."""
         clock = self.clocks.get(model_id)
         if clock is None:
             lateness = self.settings.metrics.model(model_id).allowed_lateness_s
             if lateness is None:
                 lateness = self.settings.windows.allowed_lateness_s
             clock = self.clocks[model_id] = ModelClock(lateness * 1000, last_data=self.clock())
-        stored = self.progress.get(self._progress_key(model_id))
+        stored = self.joins.table.get(self._mark_key(model_id))
         if stored is not None and int(stored) > clock.closed_through:
             clock.closed_through = int(stored)
         return clock
@@ -139,13 +150,28 @@ class PartitionStage:
 
     def _add_labelled(self, wid: WindowId, entries: list[Entry]) -> None:
         perf = self._perf_window(wid)
-        pairs = [e.pair() for e in entries]
-        for seg, group in _group_pairs(perf.router, pairs).items():
+        perf.pending.extend(e.pair() for e in entries)
+        perf.dirty = True
+        if len(perf.pending) >= FOLD_AT:
+            self._fold_labelled(wid, perf)
+
+    def _fold_labelled(self, wid: WindowId, perf: PerfWindow) -> None:
+        """Add the window's collected labelled pairs to its states, in one batch."""
+        for seg, group in _group_pairs(perf.router, perf.pending).items():
             state = perf.states.get(seg)
             if state is None:
                 state = perf.states[seg] = self._new_state(wid.model_id)
             state.add_labelled(group)
-        perf.dirty = True
+        perf.pending = []
+
+    def _fold(self, wid: WindowId, window: OpenWindow) -> None:
+        """Add the window's collected events to its states, in one batch."""
+        for seg, group in window.router.group(window.pending).items():
+            state = window.states.get(seg)
+            if state is None:
+                state = window.states[seg] = self._new_state(wid.model_id)
+            state.add_predictions(group)
+        window.pending = []
 
     def _expire_later(self, entry: Entry, request_id: bytes) -> None:
         at = entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms)
@@ -174,8 +200,7 @@ class PartitionStage:
     def on_predictions(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid predictions from one message; ``handle`` is acked when safe."""
         now = self.clock()
-        pack, rewrite = pack_key(self.partition, "p", offset), False
-        clocks: dict[str, ModelClock] = {}  # this batch's models, progress re-read once
+        clocks: dict[str, ModelClock] = {}  # this batch's models, marks re-read once
         resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
@@ -198,10 +223,10 @@ class PartitionStage:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
                     continue
-                # A replay after a restart: its pack is written again below (with an
-                # on-disk table store, the local copy may hold a write whose changelog
-                # message the crash lost, and the next owner would not see it).
-                rewrite = True
+                # A replay after a restart: its pack is written again at the checkpoint
+                # (with an on-disk table store, the local copy may hold a write whose
+                # changelog message the crash lost, and the next owner would not see it).
+                self.joins.touch(entry.pred_pack)
                 if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
                     clock.max_ts = max(clock.max_ts, ts)
@@ -216,8 +241,7 @@ class PartitionStage:
                 self.counters["joined_early_labels"] += 1
             if entry is not None:
                 new.label_pack = entry.label_pack
-            self.joins.put(request_id, new, pack, "p")
-            rewrite = True
+            self.joins.put(request_id, new, "p", offset)
             self._expire_later(new, request_id)
             clock.max_ts = max(clock.max_ts, ts)
             if closed:
@@ -231,8 +255,6 @@ class PartitionStage:
                 perf.dirty = True
             else:
                 by_window.setdefault(wid, []).append(event)
-        if rewrite:  # one table write for the whole message
-            self.joins.write([pack])
         for wid in first_late:
             log.info("partition %d: first late predictions of model %s window %d at offset %d "
                      "(its windows are closed through %d)", self.partition, wid.model_id,
@@ -245,11 +267,9 @@ class PartitionStage:
             if window is None:
                 window = self.open[wid] = OpenWindow(
                     SegmentRouter(self.segment_keys, self.local_cap))
-            for seg, group in window.router.group(batch).items():
-                state = window.states.get(seg)
-                if state is None:
-                    state = window.states[seg] = self._new_state(wid.model_id)
-                state.add_predictions(group)
+            window.pending.extend(batch)
+            if len(window.pending) >= FOLD_AT:
+                self._fold(wid, window)
             window.events += len(batch)
             window.waiting.append(pending)
         plan = self.advance(heartbeat=resumed)  # say at once that a model is back here
@@ -261,7 +281,6 @@ class PartitionStage:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
         labelled: dict[WindowId, list[Entry]] = {}
-        pack, rewrite = pack_key(self.partition, "l", offset), False
         for index, event in enumerate(events):
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -271,11 +290,10 @@ class PartitionStage:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
                 else:  # a replay: in the labelled side already; its pack written again
-                    rewrite = True
+                    self.joins.touch(entry.label_pack)
                 continue
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
-            self.joins.put(request_id, entry, pack, "l")
-            rewrite = True
+            self.joins.put(request_id, entry, "l", offset)
             if entry.window is None:
                 self.counters["early_labels"] += 1
                 self.early_pending += 1
@@ -283,8 +301,6 @@ class PartitionStage:
             else:
                 labelled.setdefault(entry.window, []).append(entry)
                 self.counters["joined_labels"] += 1
-        if rewrite:  # one table write for the whole message
-            self.joins.write([pack])
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(labelled))
@@ -306,7 +322,9 @@ class PartitionStage:
         if caught_up is not None:
             self.caught_up = caught_up if self.caught_up is None else max(self.caught_up,
                                                                            caught_up)
-        return self.advance(heartbeat=True, may_idle=True)
+        plan = self.advance(heartbeat=True, may_idle=True)
+        plan.tick = True
+        return plan
 
     def _idle_due(self, clock: ModelClock, model_open: bool) -> bool:
         """The partition was caught up to a moment the idle timeout after the model's last
@@ -359,6 +377,7 @@ class PartitionStage:
 
     def _close(self, wid: WindowId, plan: Plan) -> None:
         window = self.open.pop(wid)
+        self._fold(wid, window)
         header = {"wid": wid.as_list(), "n": window.events}
         plan.frames.append((wid.key(), encode_frame("partial", self.partition, header,
                                                     window.states)))
@@ -372,6 +391,7 @@ class PartitionStage:
 
     def _perf_frame(self, wid: WindowId, perf: PerfWindow, plan: Plan) -> tuple[bytes, bytes]:
         perf.dirty = False
+        self._fold_labelled(wid, perf)
         for pending in self.perf_waiting.pop(wid, []):
             pending.remaining -= 1
             if pending.remaining == 0:
@@ -391,20 +411,18 @@ class PartitionStage:
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             due.append(heapq.heappop(self.early_expiry))
-        touched: set[bytes] = set()
         for at, request_id in due:
             entry = self.joins.get(request_id)
             if entry is None:
                 continue
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            touched.update(self.joins.drop(request_id))
+            self.joins.drop(request_id)
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
-        self.joins.write(sorted(touched))  # each pack once: rewritten smaller, or deleted
         for wid in list(self.perf):
             model = self.clocks.get(wid.model_id)
             past = model is not None and wid.end(self.size_ms) < model.max_ts - self.horizon_ms
@@ -422,10 +440,27 @@ class PartitionStage:
         return None
 
     def commit(self, plan: Plan) -> list[Any]:
-        """After the plan's frames were delivered: persist progress, return handles to ack."""
+        """After the plan's frames were delivered: take a checkpoint if one is due, and
+        return the handles that may be acked (once the writes made now are delivered).
+
+        A checkpoint (:mod:`stream.joinstore`) writes the join entries buffered since the
+        last one, then the models' closed-through marks, into the same table, so one
+        changelog partition carries them in that order: a mark never reaches Kafka before
+        the entries of the events it covers (after a crash, events of a window at or below
+        the mark are skipped as replays only if their entries come back). It is due on a
+        tick, when a mark moves, or when ``worker.checkpoint_events`` entries wait.
+        Between checkpoints the handles wait here: no offset is committed past an entry
+        that is not in Kafka, and a message costs no table write of its own."""
+        self.held.extend(plan.acks)
+        due = plan.tick or bool(plan.closed_through) or (
+            self.joins.buffered >= self.settings.worker.checkpoint_events)
+        if not due:
+            return []
+        self.joins.checkpoint()
         for model_id, closed_through in plan.closed_through.items():
-            self.progress[self._progress_key(model_id)] = closed_through
-        return plan.acks
+            self.joins.table[self._mark_key(model_id)] = str(closed_through).encode()
+        handles, self.held = self.held, []
+        return handles
 
     # ------------------------------------------------------------------ introspection
     def stats(self) -> dict[str, Any]:

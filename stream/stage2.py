@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from stream.config import Settings
+from stream.metrics.estimate import RECONCILIATION_SUFFIXES, revision_estimate_rows
 from stream.metrics.fairness import fairness_rows
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, split_segment
@@ -43,7 +44,8 @@ def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
     say when the labels happened to arrive, and the result must not depend on timing."""
     out = []
     for row in rows:
-        if row.family in REVISED_FAMILIES or row.metric in REVISED_METRICS:
+        if (row.family in REVISED_FAMILIES or row.metric in REVISED_METRICS
+                or (row.family == "estimate" and row.metric.endswith(RECONCILIATION_SUFFIXES))):
             out.append(replace(row, revision=revision))
         else:
             out.append(replace(row, revision=0, labelled_count=0, coverage=None))
@@ -193,6 +195,9 @@ class MergeStage:
                 plan.acks.append(handle)
                 self._revise(wid, final, plan)
                 return plan
+            if wid.end(self.size_ms) + self.horizon_ms < self.model_clock.get(wid.model_id, 0):
+                plan.acks.append(handle)  # past the label horizon: forgotten, not reopened
+                return plan
             # Not finalised yet; perhaps a window that had only late events (no source sent
             # a partial): it is finalised like the others, so its late_events row exists.
             # Acked with the window, so a crash before that replays this frame.
@@ -339,14 +344,21 @@ class MergeStage:
         revision = labelled_all + late
         now = self.clock_ms()
         rows: list[MetricRow] = []
+        reference = self.references.get(wid.model_id, wid.model_version)
         for seg, state in merged.items():
             n = int(kept.get(seg, 0))
             coverage = state.n_labelled / n if n else None
-            for metric, value in performance_metrics(state).items():
+            realised = performance_metrics(state)
+            for metric, value in realised.items():
                 rows.append(MetricRow(wid.model_id, wid.model_version, seg, wid.window_start,
                                       wid.end(self.size_ms), "performance", metric, "", value,
                                       state.n_labelled, state.n_labelled, coverage, revision,
                                       now))
+            for metric, value, size in revision_estimate_rows(state, reference, realised,
+                                                              self.settings.metrics):
+                rows.append(MetricRow(wid.model_id, wid.model_version, seg, wid.window_start,
+                                      wid.end(self.size_ms), "estimate", metric, "", value,
+                                      size, state.n_labelled, coverage, revision, now))
         rows.append(late_events_row(wid, self.size_ms, late, int(kept.get(ALL_SEGMENT, 0)),
                                     labelled_all, revision, now))
         model = self.settings.metrics.model(wid.model_id)

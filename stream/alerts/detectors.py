@@ -8,7 +8,6 @@ predictions, label coverage) and derives, for the window being evaluated:
   ``alerts.min_drop`` (:func:`stream.metrics.concept.accuracy_drop_test`);
 - ``error_cusum``: a Bernoulli CUSUM of the error stream against the reference error rate,
   over the windows in event-time order (:func:`stream.metrics.concept.cusum_error_step`);
-- ``estimate_gap`` = label-free expected accuracy - realised accuracy;
 - ``label_coverage``: labelled / predicted (the performance rows' coverage, as a row a rule
   can read);
 - ``volume_ratio`` and ``label_coverage_ratio``: the window's prediction count and label
@@ -107,7 +106,7 @@ def reference_accuracy(reference: ReferenceProfile | None) -> tuple[int, int] | 
 
 
 def concept_rows(
-    key: WindowKey, history: History, metrics: Iterable[MetricRow],
+    key: WindowKey, history: History,
     reference: ReferenceProfile | None, alerts: AlertSettings, revision: int, now: int,
 ) -> list[MetricRow]:
     """The window's ``concept`` rows from its history entry (see the module docstring)."""
@@ -129,14 +128,6 @@ def concept_rows(
         row("accuracy_drop_p_value", p_value, n, revision)
         p0 = smoothed_rate(n_ref - correct_ref, n_ref)
         row("error_cusum", history.cusum(key.window_start, p0, alerts), n, revision)
-    realised = expected = None
-    for m in metrics:
-        if m.segment == ALL_SEGMENT and m.metric == "accuracy" and m.family == "performance":
-            realised = m.value
-        if m.segment == ALL_SEGMENT and m.metric == "expected_accuracy":
-            expected = m.value
-    if realised is not None and expected is not None:
-        row("estimate_gap", expected - realised, n, revision)
     row("label_coverage", entry.get("cov"), n, revision)
     row("volume_ratio", history.ratio(key.window_start, "c"), int(entry.get("c", 0)), 0)
     row("label_coverage_ratio", history.ratio(key.window_start, "cov"), n, revision)

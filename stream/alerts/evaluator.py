@@ -94,8 +94,7 @@ class ModelAlerts:
         history.update(key.window_start, results.metrics)
         revision = max((m.revision for m in results.metrics if m.family == "performance"),
                        default=0)
-        out.rows = concept_rows(key, history, results.metrics, reference, alerts, revision,
-                                now)
+        out.rows = concept_rows(key, history, reference, alerts, revision, now)
         ref = reference_accuracy(reference)
         p0 = None
         if ref is not None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from stream.config import ModelSettings
 from stream.errors import MetricsError
-from stream.metrics.window import as_number, as_probability, class_key
+from stream.metrics.values import as_number, as_probability, class_key
 
 Mode = Literal["both", "up", "down"]
 

@@ -19,6 +19,7 @@ import orjson
 
 from stream.config import ModelSettings
 from stream.errors import MetricsError
+from stream.metrics.calibration import Calibration
 from stream.metrics.performance import Metrics
 from stream.metrics.quality import Kind, column_kind
 from stream.metrics.sampling import FloatArray, pack, unpack
@@ -39,7 +40,7 @@ _RESERVED: Final = frozenset(
         "features",
     }
 )
-_VERSION: Final = 1
+_VERSION: Final = 2  # 2: calibration maps (version 1 profiles still load, uncalibrated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class ReferenceProfile:
     columns: Mapping[str, ColumnProfile]
     performance: Mapping[str, float | None] = field(default_factory=dict)
     labelled: int = 0
+    calibration: Calibration | None = None
 
     @classmethod
     def from_state(cls, state: WindowState) -> ReferenceProfile:
@@ -91,7 +93,8 @@ class ReferenceProfile:
                     kind, stats.n_category, counts=dict(sorted(stats.categories.counts.items()))
                 )
         perf: Metrics = performance_metrics(state) if state.n_labelled else {}
-        return cls(state.n_predictions, cols, perf, state.n_labelled)
+        calibration = Calibration.fit(state.task, state.labelled_scores)
+        return cls(state.n_predictions, cols, perf, state.n_labelled, calibration)
 
     @classmethod
     def from_events(
@@ -152,19 +155,22 @@ class ReferenceProfile:
             "labelled": self.labelled,
             "performance": dict(self.performance),
             "columns": cols,
+            "calibration": None if self.calibration is None else self.calibration.to_json(),
         }
         return pack(meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
         meta, arrays = unpack(data)
-        if meta.get("v") != _VERSION:
+        if meta.get("v") not in (1, _VERSION):
             raise MetricsError(f"unsupported reference profile version {meta.get('v')!r}")
         cols = {}
         for i, (name, (kind, count, lo, hi, counts)) in enumerate(meta["columns"].items()):
             sample = arrays.get(str(i), np.empty(0))
             cols[name] = ColumnProfile(kind, int(count), lo, hi, sample, counts)
-        return cls(int(meta["rows"]), cols, meta["performance"], int(meta["labelled"]))
+        cal = meta.get("calibration")
+        return cls(int(meta["rows"]), cols, meta["performance"], int(meta["labelled"]),
+                   Calibration.from_json(cal) if cal is not None else None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReferenceProfile):

@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from stream.errors import MetricsError
-from stream.metrics.window import WindowState, class_key
+from stream.metrics.values import class_key
+from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT
 
 OTHER_VALUE: Final = "other"

@@ -26,6 +26,10 @@ from stream.metrics.accumulators import (
     two_product_square,
 )
 from stream.metrics.sampling import FloatArray, RowSample, pack, priorities, unpack
+from stream.metrics.scorebins import ScoreBins, add_scores
+from stream.metrics.values import argmax as _argmax
+from stream.metrics.values import as_number, as_probability, class_key
+from stream.metrics.values import lookup as _lookup
 from stream.results import (
     PREDICTION_COLUMN,
     DriftRow,
@@ -47,38 +51,6 @@ _VERSION: Final = 1
 _NONE_TYPE: Final = type(None)
 _NUMERIC_TYPES: Final = frozenset({int, float, _NONE_TYPE})
 _TEXT_TYPES: Final = frozenset({str, _NONE_TYPE})
-
-
-def class_key(value: Any) -> str | None:
-    """Normalised class label: ``True -> "true"``, ``1 / 1.0 / "1" -> "1"``, ``None -> None``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def as_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        x = float(value)
-    except OverflowError:
-        return None
-    return x if math.isfinite(x) else None
-
-
-def as_probability(value: Any) -> float | None:
-    x = as_number(value)
-    return x if x is not None and 0.0 <= x <= 1.0 else None
 
 
 class ColumnBatch:
@@ -195,8 +167,8 @@ class WindowState:
         self.latency = ScalarStats()
         # Classification decisions (for fairness): predicted class == positive label.
         self.decisions = SumSet((), ("n", "positive"))
-        # Label-free estimate inputs (see estimate.py).
-        self.estimate = SumSet(("conf", "tp", "fn"), ("n", "pos"))
+        # Label-free estimate inputs: score histograms (scorebins.py, estimate.py).
+        self.scores = ScoreBins()
         # Labelled rows.
         self.n_labelled = 0
         self.invalid_labels = 0
@@ -205,6 +177,7 @@ class WindowState:
         self.confusion: dict[str, int] = {}  # "true\x1fpred" -> count (multiclass)
         self.regression = SumSet(("err", "abs", "sq", "ape", "y", "y2"), ("n", "n_ape"))
         self.label_sample = RowSample(self.sample_capacity)  # "score", "y" (binary)
+        self.labelled_scores = ScoreBins()  # groups suffixed with the label's side
 
     @classmethod
     def for_model(cls, model: ModelSettings, settings: MetricsSettings, **kw: Any) -> WindowState:
@@ -314,31 +287,7 @@ class WindowState:
         dec = [d for d in decided if d is not None]
         self.decisions.counts["n"] += len(dec)
         self.decisions.counts["positive"] += sum(dec)
-        if self.task == "binary":
-            rows = [
-                (p, d)
-                for p, d in zip(probs, decided, strict=True)
-                if p is not None and d is not None
-            ]
-            if not rows:
-                return
-            p_arr = np.array([r[0] for r in rows], dtype=np.float64)
-            d_arr = np.array([r[1] for r in rows], dtype=bool)
-            self.estimate.counts["n"] += len(rows)
-            self.estimate.counts["pos"] += int(d_arr.sum())
-            self.estimate.sums["conf"].add(np.where(d_arr, p_arr, 1.0 - p_arr))
-            self.estimate.sums["tp"].add(p_arr[d_arr])
-            self.estimate.sums["fn"].add(p_arr[~d_arr])
-        else:
-            conf: list[float] = []
-            for key, sc in zip(keys, score_maps, strict=True):
-                if key is None or sc is None:
-                    continue
-                p = as_probability(_lookup(sc, key))
-                if p is not None:
-                    conf.append(p)
-            self.estimate.counts["n"] += len(conf)
-            self.estimate.sums["conf"].add(np.array(conf, dtype=np.float64))
+        add_scores(self.scores, self.task, probs, decided, keys, score_maps)
 
     def add_labelled(self, pairs: Sequence[tuple[Mapping[str, Any], Any]]) -> None:
         """Add (prediction event, label) pairs; the label may be the value or a label event."""
@@ -389,6 +338,8 @@ class WindowState:
             return
         evs = [e for e, _ in rows]
         _, probs, decided, keys, score_maps = self._read_predictions(evs)
+        add_scores(self.labelled_scores, self.task, probs, decided, keys, score_maps,
+                   [k for _, k in rows], self.positive_label)
         if self.task == "binary":
             pos = self.positive_label
             y = np.array([k == pos for _, k in rows], dtype=bool)
@@ -461,7 +412,8 @@ class WindowState:
         out.sample = self.sample.merge(other.sample)
         out.latency = self.latency.merge(other.latency)
         out.decisions = self.decisions.merge(other.decisions)
-        out.estimate = self.estimate.merge(other.estimate)
+        out.scores = self.scores.merge(other.scores)
+        out.labelled_scores = self.labelled_scores.merge(other.labelled_scores)
         out.n_labelled = self.n_labelled + other.n_labelled
         out.invalid_labels = self.invalid_labels + other.invalid_labels
         out.binary = self.binary.merge(other.binary)
@@ -491,7 +443,8 @@ class WindowState:
             "sample": self.sample.dump("s", arrays),
             "lat": self.latency.to_json(),
             "dec": self.decisions.to_json(),
-            "est": self.estimate.to_json(),
+            "scores": self.scores.dump("h", arrays),
+            "lscores": self.labelled_scores.dump("lh", arrays),
             "nl": self.n_labelled,
             "bad": self.invalid_labels,
             "bin": self.binary.to_json(),
@@ -521,7 +474,9 @@ class WindowState:
         out.sample = RowSample.load(meta["sample"], "s", arrays)
         out.latency = ScalarStats.from_json(meta["lat"])
         out.decisions = SumSet.from_json(meta["dec"])
-        out.estimate = SumSet.from_json(meta["est"])
+        # Partials written before the histograms existed have none (no estimate for them).
+        out.scores = ScoreBins.load(meta.get("scores"), "h", arrays)
+        out.labelled_scores = ScoreBins.load(meta.get("lscores"), "lh", arrays)
         out.n_labelled = int(meta["nl"])
         out.invalid_labels = int(meta["bad"])
         out.binary = SumSet.from_json(meta["bin"])
@@ -560,27 +515,6 @@ def _columns(feats: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[S
     if len(names) == 1:
         return [rows]
     return list(zip(*rows, strict=True))
-
-
-def _argmax(scores: Mapping[Any, Any]) -> str | None:
-    """Class with the highest score; ties go to the smallest class key (deterministic)."""
-    best: tuple[float, str] | None = None
-    for k, v in scores.items():
-        x, ck = as_number(v), class_key(k)
-        if x is None or ck is None:
-            continue
-        if best is None or x > best[0] or (x == best[0] and ck < best[1]):
-            best = (x, ck)
-    return None if best is None else best[1]
-
-
-def _lookup(scores: Mapping[Any, Any], key: str) -> Any:
-    if key in scores:
-        return scores[key]
-    for k, v in scores.items():
-        if class_key(k) == key:
-            return v
-    return None
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -680,7 +614,7 @@ def evaluate_window(
     Every metric row carries ``labelled_count`` = labelled rows and ``coverage`` =
     labelled / predicted rows (None without predictions).
     """
-    from stream.metrics.estimate import expected_metrics
+    from stream.metrics.estimate import estimate_rows
     from stream.metrics.quality import latency_metrics, quality_metrics
 
     n = state.n_predictions
@@ -743,10 +677,15 @@ def evaluate_window(
     for metric, value in latency_metrics(state, LATENCY_COLUMN):
         row("service", metric, "", value, state.latency.n)
 
-    for metric, value in performance_metrics(state).items():
+    realised = performance_metrics(state)
+    for metric, value in realised.items():
         row("performance", metric, "", value, state.n_labelled)
 
-    for metric, value in expected_metrics(state.estimate, state.task).items():
-        row("estimate", metric, "", value, state.estimate.counts["n"])
+    calibration = reference.calibration if reference is not None else None
+    for metric, value, size in estimate_rows(
+        state.task, state.scores, state.labelled_scores, calibration, realised,
+        z=settings.estimate_band_z, min_calibration_rows=settings.min_calibration_rows,
+    ):
+        row("estimate", metric, "", value, size)
 
     return WindowResults(drift=tuple(drift_rows), metrics=tuple(metrics))

@@ -25,7 +25,7 @@ def test_tables_are_tracked_and_rocksdb_memory_is_bounded(tmp_path: Path) -> Non
     settings = load_settings(None, worker={"data_dir": str(tmp_path), "app_id": "t",
                                            "rocksdb_memory_mb": 8})
     app = create_app(settings, 4, FileReferences(settings), reader(settings))
-    assert set(app.tables) == {"joins", "progress", "perf", "finals", "alert_state"}
+    assert set(app.tables) == {"joins", "perf", "finals", "alert_state"}
     for table in app.tables.values():
         assert isinstance(table, TrackedTable)
         options = table.data.rocksdb_options  # the store, built but not opened

@@ -1,4 +1,4 @@
-"""The join state as packs: one table record per input message, exactly the live entries."""
+"""The join state as packs: one table record per side and checkpoint, the live entries."""
 
 from __future__ import annotations
 
@@ -15,25 +15,32 @@ def prediction(request_id: str, pos: int) -> Entry:
     return Entry(0, request_id, pos, W, 61_000, {"prediction": 1}, {})
 
 
-def test_a_message_is_one_record_and_a_restart_restores_every_entry() -> None:
+def ids(raw: bytes) -> list[str]:
+    return [doc["r"] for doc in orjson.loads(raw)]
+
+
+def test_a_checkpoint_is_one_record_per_side_and_a_restart_restores_every_entry() -> None:
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
-    pred_pack, label_pack = pack_key(0, "p", 5), pack_key(0, "l", 9)
-    for i in range(3):
-        store.put(f"r{i}".encode(), prediction(f"r{i}", i), pred_pack, "p")
-    store.write([pred_pack])
+    for i in range(3):  # three messages, offsets 5, 6, 7: one checkpoint
+        store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 5 + i)
     entry = store.get(b"r1")
     assert entry is not None
     entry.label, entry.lpos, entry.lts = 0, 77, 62_000
-    store.put(b"r1", entry, label_pack, "l")
-    store.write([label_pack])
-    assert set(table) == {pred_pack, label_pack}
-    assert [d["r"] for d in orjson.loads(table[label_pack])] == ["r1"]
+    store.put(b"r1", entry, "l", 9)
+    assert table == {} and store.buffered == 4
+    assert store.checkpoint() == 2
+    pred_pack, label_pack = pack_key(0, "p", 5), pack_key(0, "l", 9)
+    assert set(table) == {pred_pack, label_pack} and store.buffered == 0
+    assert ids(table[pred_pack]) == ["r0", "r1", "r2"] and ids(table[label_pack]) == ["r1"]
     assert "lpos" not in orjson.loads(table[pred_pack])[1]  # each side in its own pack
+    store.put(b"r3", prediction("r3", 3), "p", 8)  # the next checkpoint: a new pack
+    store.checkpoint()
+    assert ids(table[pack_key(0, "p", 8)]) == ["r3"]
 
     restored = JoinStore(0, table)
     loaded = dict(restored.restore())
-    assert set(loaded) == {b"r0", b"r1", b"r2"}
+    assert set(loaded) == {b"r0", b"r1", b"r2", b"r3"}
     assert loaded[b"r1"].to_doc() == entry.to_doc()  # both sides merged again
     assert (loaded[b"r1"].pred_pack, loaded[b"r1"].label_pack) == (pred_pack, label_pack)
 
@@ -41,34 +48,49 @@ def test_a_message_is_one_record_and_a_restart_restores_every_entry() -> None:
 def test_expiry_rewrites_a_pack_smaller_then_deletes_it() -> None:
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
-    pack = pack_key(0, "p", 1)
     for i in range(3):
-        store.put(f"r{i}".encode(), prediction(f"r{i}", i), pack, "p")
-    store.write([pack])
-    store.write(store.drop(b"r0"))
-    assert [d["r"] for d in orjson.loads(table[pack])] == ["r1", "r2"]
-    store.write(store.drop(b"r1") + store.drop(b"r2"))
+        store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 1)
+    store.checkpoint()
+    pack = pack_key(0, "p", 1)
+    store.drop(b"r0")
+    assert ids(table[pack]) == ["r0", "r1", "r2"]  # written at the next checkpoint only
+    store.checkpoint()
+    assert ids(table[pack]) == ["r1", "r2"]
+    store.drop(b"r1")
+    store.drop(b"r2")
+    store.checkpoint()
     assert table == {} and store.members == {} and len(store) == 0
 
 
-def test_a_label_outlives_its_pack_mates_while_joined() -> None:
-    """Two labels in one message: one expires early (no prediction came), the other joined
-    its prediction: the pack keeps the joined one only."""
+def test_a_replay_writes_its_pack_again_with_the_same_content() -> None:
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
-    labels = pack_key(0, "l", 4)
+    store.put(b"r0", prediction("r0", 0), "p", 4)
+    store.checkpoint()
+    before = dict(table)
+    again = JoinStore(0, table)
+    [(_, entry)] = again.restore()
+    again.touch(entry.pred_pack)
+    assert again.checkpoint() == 1 and table == before
+
+
+def test_a_label_outlives_its_pack_mates_while_joined() -> None:
+    """Two labels in one checkpoint: one expires early (no prediction came), the other
+    joined its prediction: the pack keeps the joined one only."""
+    table: dict[bytes, bytes] = {}
+    store = JoinStore(0, table)
     for rid in ("a", "b"):
-        early = Entry(0, rid, label=1, lpos=ord(rid), lts=10)
-        store.put(rid.encode(), early, labels, "l")
-    store.write([labels])
-    joined = prediction("b", 3)
+        store.put(rid.encode(), Entry(0, rid, label=1, lpos=ord(rid), lts=10), "l", 4)
+    store.checkpoint()
     old = store.get(b"b")
     assert old is not None
-    joined.label, joined.lpos, joined.lts, joined.label_pack = old.label, old.lpos, old.lts, labels
-    store.put(b"b", joined, pack_key(0, "p", 2), "p")
-    store.write([pack_key(0, "p", 2)])
-    store.write(store.drop(b"a"))
-    assert [d["r"] for d in orjson.loads(table[labels])] == ["b"]
+    joined = prediction("b", 3)
+    joined.label, joined.lpos, joined.lts, joined.label_pack = old.label, old.lpos, old.lts, (
+        old.label_pack)
+    store.put(b"b", joined, "p", 2)
+    store.drop(b"a")
+    store.checkpoint()
+    assert ids(table[pack_key(0, "l", 4)]) == ["b"]
     restored = dict(JoinStore(0, table).restore())
     assert restored[b"b"].has_label and restored[b"b"].window == W
 
@@ -81,5 +103,6 @@ def test_records_of_the_previous_format_are_read_as_packs_of_one() -> None:
     store = JoinStore(0, table)
     [(request_id, entry)] = store.restore()
     assert request_id == b"r9" and entry.to_doc() == old.to_doc()
-    store.write(store.drop(b"r9"))  # expiry deletes the old key
+    store.drop(b"r9")  # expiry deletes the old key
+    store.checkpoint()
     assert set(table) == {b"x"}

@@ -57,6 +57,9 @@ def make_events(n: int, seed: int = 1, span_ms: int = 180_000) -> tuple[list[dic
     return predictions, labels
 
 
+TICK = object()  # the handle of a tick message (ticks are not replayed here)
+
+
 @dataclass
 class Msg:
     topic: str
@@ -73,7 +76,6 @@ class Harness:
     settings: Settings
     clock: list[float] = field(default_factory=lambda: [0.0])
     joins: dict[bytes, bytes] = field(default_factory=dict)
-    progress: dict[bytes, int] = field(default_factory=dict)
     perf: dict[bytes, bytes] = field(default_factory=dict)
     finals: dict[bytes, bytes] = field(default_factory=dict)
     results: list[WindowResults] = field(default_factory=list)
@@ -87,7 +89,7 @@ class Harness:
 
     def start(self) -> None:
         """(Re)start: fresh in-memory stages over the persisted tables."""
-        self.stage1 = {p: PartitionStage(p, self.settings, self.joins, self.progress,
+        self.stage1 = {p: PartitionStage(p, self.settings, self.joins,
                                          clock=lambda: self.clock[0])
                        for p in range(self.parts)}
         self.stage2 = {q: MergeStage(q, self.settings, self.parts, self.perf, self.finals,
@@ -122,7 +124,8 @@ class Harness:
             for q in range(self.parts):
                 self.append("partials", q, frame)
         for handle in self.stage1[p].commit(plan):
-            self._ack(handle)
+            if handle is not TICK:
+                self._ack(handle)
 
     def _run2(self, q: int, plan: MergePlan) -> None:
         self.results.extend(plan.results)
@@ -163,7 +166,9 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
-            self._run1(p, self.stage1[p].tick(self.caught_up(p)))
+            plan = self.stage1[p].tick(self.caught_up(p))
+            plan.acks.append(TICK)  # as the agent does: a tick is a message it acks
+            self._run1(p, plan)
         self.pump()
 
     def settle(self) -> None:
@@ -364,7 +369,12 @@ def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
 def stored_ids(table: dict[bytes, bytes]) -> set[bytes]:
     """The request ids the join table holds (in its packs): what a restart restores."""
     import orjson
-    return {doc["r"].encode() for raw in table.values() for doc in orjson.loads(raw)}
+    return {doc["r"].encode() for raw in packs(table).values() for doc in orjson.loads(raw)}
+
+
+def packs(table: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """The join table's packs (it holds the models' closed-through marks too)."""
+    return {k: v for k, v in table.items() if not k.startswith(b"closed-through:")}
 
 
 def test_join_state_expires_by_event_time() -> None:
@@ -375,19 +385,21 @@ def test_join_state_expires_by_event_time() -> None:
     h = Harness(settings)
     h.produce("labels", [dict(labels[0], request_id="orphan")])
     h.pump()
+    h.tick(0)  # a checkpoint
     assert stored_ids(h.joins) == {b"orphan"}
     h.produce("predictions", preds)
     h.pump()  # event time moves 59 s on: past the orphan label's 30 s TTL, not the horizon
+    h.tick(0)  # a checkpoint: the open windows' entries are written, the orphan deleted
     assert len(stored_ids(h.joins)) == 100 and b"orphan" not in stored_ids(h.joins)
-    assert all(key.startswith(b"pack:") for key in h.joins)  # the orphan's pack is deleted
-    assert len(h.joins) < 100  # one record per message, not per event
+    assert all(key.startswith(b"pack:") for key in packs(h.joins))  # the orphan's is gone
+    assert len(packs(h.joins)) < 100  # one record per message, not per event
     later = [dict(preds[0], request_id=f"n{i}", timestamp=T0 + 400_000 + i) for i in range(8)]
     h.produce("predictions", later)
     h.pump()
     h.tick(1)
     assert stored_ids(h.joins) == {f"n{i}".encode() for i in range(8)}
     messages = {partition_for(f"n{i}", h.parts) for i in range(8)}  # one each (< 7 events)
-    assert len(h.joins) == len(messages)  # one record per message; the rest were deleted
+    assert len(packs(h.joins)) == len(messages)  # one record per message; the rest were deleted
     expired = {k: sum(s.counters[k] for s in h.stage1.values())
                for k in ("expired_unlabelled", "expired_early_labels")}
     assert expired == {"expired_unlabelled": 100, "expired_early_labels": 1}
@@ -446,7 +458,8 @@ def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
     h.pump()
     assert stage.early_pending == 0
     assert stage.labels_too_far_ahead() is False
-    h.crash()  # rebuilt from the table: nothing waits
+    h.crash()  # the predictions (windows open, not acked) are read again and join again
+    h.pump()
     assert h.stage1[0].early_pending == 0
 
 
@@ -495,15 +508,20 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     settings = make_settings()
     preds, labels = make_events(20, span_ms=10_000)  # one window, still open at the end
     table = RecordingTable()
-    first = PartitionStage(0, settings, table, {})
-    first.on_predictions(preds, 7, "p")
+    first = PartitionStage(0, settings, table)
+    first.on_predictions(preds[:10], 7, "p")
+    first.on_predictions(preds[10:], 8, "p")
     first.on_labels(labels, 3, "l")
-    packs = [pack_key(0, "p", 7), pack_key(0, "l", 3)]
-    assert table.written == packs  # one write per message, not one per event
+    assert table.written == []  # nothing is acked yet: no checkpoint
+    assert first.commit(Plan(acks=["tick"], tick=True)) == ["tick"]  # a tick: a checkpoint
+    packs = [pack_key(0, "l", 3), pack_key(0, "p", 7)]
+    assert table.written == packs  # one write per side and checkpoint, not one per event
     local = RecordingTable(table)  # what survived on disk; the changelog may not have it
-    again = PartitionStage(0, settings, local, {})
-    again.on_predictions(preds, 7, "p")
+    again = PartitionStage(0, settings, local)
+    again.on_predictions(preds[:10], 7, "p")
+    again.on_predictions(preds[10:], 8, "p")
     again.on_labels(labels, 3, "l")
+    again.commit(Plan(acks=["tick"], tick=True))
     assert local.written == packs  # each written again, once
     assert dict(local) == dict(table)  # same state: a replay is not a new event
     assert sum(w.events for w in again.open.values()) == len(preds)
@@ -518,7 +536,7 @@ def test_only_a_caught_up_tick_declares_a_model_idle() -> None:
     settings = make_settings()  # idle timeout 30 s
     preds, labels = make_events(20, span_ms=10_000)
     clock = [0.0]
-    stage = PartitionStage(0, settings, {}, {}, clock=lambda: clock[0])
+    stage = PartitionStage(0, settings, {}, clock=lambda: clock[0])
     stage.on_predictions(preds[:10], 0, "p0")
     clock[0] = 31.0
     plan = stage.on_labels(labels, 0, "l0")
@@ -594,7 +612,7 @@ def test_a_late_event_of_a_window_that_never_opened_is_counted() -> None:
     late = sum(v["value"] for k, v in rows.items() if k[5] == "late_events")
     assert late == 60 and counted == 60
     window_rows = {k: v for k, v in rows.items() if k[3] == T0}
-    assert window_rows and all(k[4] in {"performance", "service"} for k in window_rows)
+    assert window_rows and all(k[4] in {"performance", "service", "estimate"} for k in window_rows)
     assert rows[("m", "v1", "all", T0, "service", "late_events", "")]["value"] == 60
 
 
@@ -604,7 +622,7 @@ def test_allowed_lateness_is_per_model() -> None:
     settings = make_settings(models={"b": {"allowed_lateness_s": 50}})
     assert settings.windows.allowed_lateness_s == 5
     a_preds, _, b_preds, _ = _two_models(2, seed=41, span_ms=1_000)
-    stage = PartitionStage(0, settings, {}, {})
+    stage = PartitionStage(0, settings, {})
     stage.on_predictions(a_preds + b_preds, 0, "p0")
     later = [dict(e, request_id=e["request_id"] + "x", timestamp=T0 + 60_000 + 20_000)
              for e in (a_preds[0], b_preds[0])]
@@ -612,3 +630,57 @@ def test_allowed_lateness_is_per_model() -> None:
     assert plan.closed_through["m"] == T0 + 60_000
     assert plan.closed_through.get("b", 0) <= T0  # B's watermark is still in its window
     assert {w.model_id for w in stage.open if w.window_start == T0} == {"b"}
+
+
+def test_a_perf_frame_past_the_label_horizon_is_not_a_new_window() -> None:
+    """A window forgotten after its label horizon must not come back as a window with only
+    late events (rows with a lower revision, from part of its labels)."""
+    from stream.metrics.window import WindowState
+    from stream.windows import WindowId, encode_frame
+
+    settings = make_settings()  # label horizon 3,600 s
+    merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))
+    far = T0 + 2 * 3_600_000
+    merge.on_frame(encode_frame("progress", 0, {"ct": {"m": far}, "cu": None}, {}), "tick")
+    state = WindowState.for_model(settings.metrics.model("m"), settings.metrics)
+    old = WindowId(T0, "m", "v1")
+    plan = merge.on_frame(encode_frame("perf", 0, {"wid": old.as_list(), "lab": 0, "late": 1},
+                                       {"all": state}), "perf")
+    assert plan.acks == ["perf"] and not plan.results and not merge.partials
+    recent = WindowId(far - 60_000, "m", "v1")
+    plan = merge.on_frame(encode_frame("perf", 0, {"wid": recent.as_list(), "lab": 0,
+                                                   "late": 1}, {"all": state}), "perf2")
+    [result] = plan.results  # within the horizon: a window of late events gets its rows
+    late = next(r for r in result.metrics if r.metric == "late_events")
+    assert late.value == 1 and plan.acks == ["perf2"]
+
+
+def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_then() -> None:
+    """After a crash, events of a window at or below its model's closed-through mark are
+    skipped as replays only if their join entries come back: a checkpoint writes the entries,
+    then the mark, into one table (one changelog partition keeps that order). Seen on the
+    real broker: a worker that exited hard with the mark in Kafka and not the entries counted
+    a whole window's replayed events late. Between checkpoints, handles wait in the stage."""
+    settings = make_settings()
+    preds, labels = make_events(40, span_ms=50_000)
+    table = RecordingTable()
+    stage = PartitionStage(0, settings, table)
+    mark = b"closed-through:0:m"
+    plan = stage.on_predictions(preds, 0, "p0")
+    assert plan.closed_through == {"m": T0} and not plan.acks  # the first mark: no window
+    assert stage.commit(plan) == []
+    assert table.written == [pack_key(0, "p", 0), mark] and table[mark] == str(T0).encode()
+    early = [dict(labels[0], request_id="early")]
+    plan = stage.on_labels(early, 0, "l0")  # an early label: nothing to wait for ...
+    assert plan.acks == ["l0"] and stage.commit(plan) == []  # ... but no checkpoint yet
+    assert len(table.written) == 2
+    push = [dict(preds[0], request_id="push", timestamp=T0 + 60_000 + 6_000)]
+    plan = stage.on_predictions(push, 1, "p1")  # the watermark passes the first window
+    assert plan.closed_through == {"m": T0 + 60_000} and plan.acks == ["p0"]
+    assert stage.commit(plan) == ["l0", "p0"]
+    assert table.written[2:] == [pack_key(0, "l", 0), pack_key(0, "p", 1), mark]
+    assert table[mark] == str(T0 + 60_000).encode()
+    tick = stage.tick(None)
+    tick.acks.append("t")
+    assert stage.commit(tick) == ["t"]  # nothing buffered: no write, the tick is acked
+    assert len(table.written) == 5

@@ -121,7 +121,11 @@ def test_state_size_stops_growing_past_capacity() -> None:
         ]
         st_.add_predictions(evs)
         st_.add_labelled([(e, i % 2) for i, e in enumerate(evs)])
-        sizes.append(len(st_.to_bytes()))
+        # the score histograms (estimate) grow by 10 bytes per newly used bin, up to their
+        # fixed number of bins; everything else stops growing at capacity
+        hist = sum(int(np.count_nonzero(c)) for b_ in (st_.scores, st_.labelled_scores)
+                   for c in b_.groups.values())
+        sizes.append(len(st_.to_bytes()) - 10 * hist)
     assert st_.n_predictions == 1200 and st_.n_labelled == 1200
     assert len(st_.sample) == 200 and len(st_.label_sample) == 200
     assert max(sizes[3:]) - min(sizes[3:]) < 64  # only integer widths in the JSON header move
@@ -252,7 +256,7 @@ def test_evaluate_known_answers_against_scipy() -> None:
     assert rows["performance", "tp", ""].value == np.sum((preds == 1) & (y == 1))
     p = np.array([e["probability"] for e in cur])
     assert rows["estimate", "expected_accuracy", ""].value == pytest.approx(
-        np.mean(np.maximum(p, 1 - p)), abs=1e-12
+        np.mean(np.maximum(p, 1 - p)), abs=0.004  # binned scores: within the binning bound
     )
     dataset = rows["drift", "dataset_drift_share", ""]
     verdicts = [drift[f].drifted for f in ("x", "c", "k")]
@@ -331,7 +335,7 @@ def test_regression_and_multiclass_windows() -> None:
     m.add_labelled([(e, lab) for e, lab in zip(evs2, ["a", "a", "b", "a"], strict=True)])
     rows = _rows(evaluate_window(m, None, settings_, mc, KEY, 1, 2))
     assert rows["performance", "accuracy", ""].value == 0.75
-    assert rows["estimate", "expected_accuracy", ""].value == pytest.approx(0.6)
+    assert rows["estimate", "expected_accuracy", ""].value == pytest.approx(0.6, abs=0.004)
     assert rows["performance", "log_loss", ""].value == pytest.approx(
         -(3 * math.log(0.6) + math.log(0.4)) / 4, abs=1e-12
     )
