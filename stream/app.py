@@ -32,12 +32,13 @@ from faust.web import Request, Response, View
 
 from stream import faust_fixes
 from stream.acks import InOrderAcks
+from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
 from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.eventtime import CatchUp
 from stream.ingest import DeadLetter, Ingest, Source
-from stream.sink import decode_results, encode_results
+from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
@@ -112,6 +113,8 @@ def create_app(
     partials = _raw_topic(app, names["partials"], sources)
     results = _raw_topic(app, names["results"], sources)
     reference_topic = _raw_topic(app, names["references"], 1)
+    windows_topic = _raw_topic(app, names["windows"], sources)
+    alerts_on = settings.alerts.enabled
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
     # What each agent must see delivered before it acks (see stream.durable).
@@ -180,9 +183,11 @@ def create_app(
 
     acks1: InOrderAcks | None = None
     acks2: InOrderAcks | None = None
+    acks3: InOrderAcks | None = None
     # Offsets Faust did not hand over are read beside it (see stream.contiguity).
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
-                                     partials.get_topic_name()})
+                                     partials.get_topic_name(),
+                                     windows_topic.get_topic_name()})
 
     catch_ups: dict[int, CatchUp] = {}
 
@@ -287,6 +292,10 @@ def create_app(
             plan: MergePlan = merge.on_frame(event.value, event)
             sent = [await results.send(key=key, value=value)
                     for result in plan.results for key, value in encode_results(result)]
+            if alerts_on:  # each window's rows together, keyed by model (stream.alerts)
+                sent.extend([await windows_topic.send(key=key, value=encode_window(result))
+                             for result in plan.results
+                             if (key := window_model_key(result)) is not None])
             sent.extend([await reference_topic.send(key=model_id.encode(),
                                                     value=profile.to_bytes())
                          for model_id, profile in plan.references])
@@ -303,6 +312,26 @@ def create_app(
                 await store.write_async(rows)
                 await asyncio.to_thread(store.flush)  # stored before these offsets commit
 
+    alert_stats: dict[str, int] = {}
+    if alerts_on:
+        from stream.alerts.agent import AlertPublisher
+
+        writes3 = WriteLog()
+        alert_state = table("alert_state", writes3)
+        publisher = AlertPublisher(settings, references, alert_state, store,
+                                   app.topic(topics.alerts, key_serializer="raw",
+                                             value_serializer="raw"), results, alert_stats)
+
+        @app.agent(windows_topic, name="alerts", concurrency=1, supervisor_strategy=CRASH)
+        async def alerts_agent(stream: Any) -> None:
+            nonlocal acks3
+            manual = stream.noack()
+            in_order = acks3 = InOrderAcks(acker(manual))
+            acks = AckAfterDelivery(in_order.done)
+            async for event in contiguous(manual, in_order):
+                await publisher.handle(event.message.key, event.value)
+                await acks.after(writes3.take(), [event])
+
     @app.timer(settings.windows.tick_interval_s)  # type: ignore[untyped-decorator]
     async def send_ticks() -> None:
         """A tick per assigned partition, through Kafka, so that closing and expiry run
@@ -317,7 +346,7 @@ def create_app(
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
         contiguity.forget(revoked)
-        for acks in (acks1, acks2):
+        for acks in (acks1, acks2, acks3):
             if acks is not None:
                 acks.forget(revoked)
         for tp in revoked:
@@ -361,6 +390,7 @@ def create_app(
                                            for p, t in sorted(last_tick.items())}},
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
+                "alerts": dict(alert_stats),
             }
             return self.bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
                               content_type="application/json")

@@ -48,6 +48,14 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings(args.config), events=args.events)
 
 
+def _alerts_tail(args: argparse.Namespace) -> int:
+    from stream.alerts.tail import tail_alerts
+
+    tail_alerts(load_settings(args.config), from_beginning=args.from_beginning,
+                as_json=args.json, limit=args.limit, timeout_s=args.timeout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tidewatch", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--file", required=True, help=".jsonl/.ndjson/.json or .csv events")
     reference.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
     reference.set_defaults(func=_reference_set)
+
+    alerts = subparsers.add_parser("alerts", help="alert state changes on the alert topic")
+    alerts.add_argument("action", choices=["tail"])
+    alerts.add_argument("--from-beginning", action="store_true",
+                        help="start at the oldest alert kept on the topic (default: new ones)")
+    alerts.add_argument("--json", action="store_true", help="one JSON message per line")
+    alerts.add_argument("--limit", type=int, help="stop after this many alerts")
+    alerts.add_argument("--timeout", type=float, help="stop after this many seconds")
+    alerts.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    alerts.set_defaults(func=_alerts_tail)
 
     add_store_commands(subparsers)
     return parser

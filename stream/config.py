@@ -141,7 +141,16 @@ class StoreSettings(_Frozen):
 
 
 class AlertRule(_Frozen):
-    """A threshold rule over result rows; see README "Alert rules"."""
+    """A threshold rule over result rows (docs/alerts.md).
+
+    It selects the rows of a window with ``metric`` (and ``family``, ``feature``, ``segment``
+    when given) and breaches when ``value op threshold``. ``source: drift`` reads the
+    per-feature drift verdicts instead, with ``metric`` one of ``drifted`` (1/0),
+    ``statistic``, ``p_value`` or ``p_value_adjusted``. ``feature: "*"`` and ``segment: "*"``
+    make one alert per feature or segment; ``segment`` unset means the whole traffic
+    (``all``). It fires after ``for_windows`` consecutive breaching windows and resolves
+    after ``resolve_windows`` consecutive clear ones.
+    """
 
     name: str
     metric: str
@@ -151,6 +160,35 @@ class AlertRule(_Frozen):
     model_id: str | None = None
     segment: str | None = None
     for_windows: int = Field(default=1, ge=1)
+    resolve_windows: int = Field(default=2, ge=1)
+    family: str | None = None
+    feature: str | None = None
+    source: Literal["metric", "drift"] = "metric"
+    description: str = ""
+
+
+class AlertSettings(_Frozen):
+    """The alert evaluator and its default rules (docs/alerts.md, "Default rules")."""
+
+    enabled: bool = True
+    #: The built-in rules for every model (see stream/alerts/defaults.py); user ``rules``
+    #: with the same name replace a default one.
+    default_rules: bool = True
+    #: One-sided two-proportion test of a window's accuracy against the reference's.
+    performance_alpha: float = Field(default=0.001, gt=0, lt=1)
+    #: A significant drop smaller than this (absolute accuracy) is not alerted on.
+    min_drop: float = Field(default=0.02, ge=0, lt=1)
+    #: Bernoulli CUSUM on the error stream: shift worth detecting (absolute error rate),
+    #: alarm threshold (log-likelihood ratio) and cap (bounds the time to resolve).
+    cusum_delta: float = Field(default=0.03, gt=0, lt=1)
+    cusum_threshold: float = Field(default=12.0, gt=0)
+    cusum_cap: float = Field(default=24.0, gt=0)
+    #: Volume collapse: a window's count below this share of the trailing median.
+    volume_ratio: float = Field(default=0.1, gt=0, lt=1)
+    #: Label coverage collapse: coverage below this share of the trailing median.
+    coverage_ratio: float = Field(default=0.1, gt=0, lt=1)
+    #: Windows kept per alert for late revisions and out-of-order windows.
+    history_windows: int = Field(default=32, ge=4)
 
 
 class Settings(_Frozen):
@@ -167,6 +205,7 @@ class Settings(_Frozen):
     metrics: MetricsSettings = MetricsSettings()
     store: StoreSettings = StoreSettings()
     rules: tuple[AlertRule, ...] = ()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -1,8 +1,9 @@
 """Synthetic traffic and the ``make demo`` run.
 
 The traffic is a binary classifier (``demo-fraud``) with numeric and categorical features and
-two segment keys. Halfway through, the ``amount`` feature shifts and the model degrades for one
-country, so that drift and performance alerts have something to find. Labels arrive for most
+two segment keys. From 3/8 to 6/8 of the span, the ``amount`` feature shifts and the model
+degrades for one country, so that drift and performance alerts have something to find, and
+then recovers, so that they resolve. Labels arrive for most
 predictions, some before their prediction, most after, some never.
 """
 
@@ -63,10 +64,10 @@ def make_events(
     count: int, seed: int, start_ms: int, span_ms: int, label_share: float = 0.8,
     drift: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Deterministic predictions and labels; the second half drifts (see module docstring)."""
+    """Deterministic predictions and labels; the middle drifts (see module docstring)."""
     rng = np.random.default_rng(seed)
     ts = np.sort(rng.integers(start_ms, start_ms + span_ms, size=count))
-    late = (ts >= start_ms + span_ms // 2) & drift
+    late = (ts >= start_ms + span_ms * 3 // 8) & (ts < start_ms + span_ms * 6 // 8) & drift
     country = rng.choice(len(COUNTRIES), size=count, p=[0.4, 0.3, 0.2, 0.1])
     device = rng.choice(len(DEVICES), size=count)
     amount = rng.lognormal(3.0, 1.0, size=count) * np.where(late, 1.8, 1.0)
@@ -155,7 +156,7 @@ def wait_for_stats(
 
 DEMO_DIR = Path(".data/demo")
 WINDOW_S = 300
-SPAN_MS = 30 * 60_000
+SPAN_MS = 40 * 60_000
 
 
 def demo_settings(settings: Settings) -> tuple[Settings, Path]:
@@ -204,8 +205,11 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
     DEMO_DIR.mkdir(parents=True)
     now = int(time.time() * 1000)
     start = now - now % (WINDOW_S * 1000) - SPAN_MS
-    reference, _ = make_events(5_000, seed=3, start_ms=start - SPAN_MS, span_ms=SPAN_MS,
-                               drift=False)
+    reference, reference_labels = make_events(5_000, seed=3, start_ms=start - SPAN_MS,
+                                              span_ms=SPAN_MS, drift=False)
+    truth = {label["request_id"]: label["label"] for label in reference_labels}
+    reference = [{**e, "label": truth[e["request_id"]]} if e["request_id"] in truth else e
+                 for e in reference]  # labelled: the reference accuracy the alerts test against
     (DEMO_DIR / "reference.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in reference))
     settings, config = demo_settings(base)
     log_path = DEMO_DIR / "worker.log"
@@ -222,7 +226,8 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
         summary = produce_demo_traffic(settings, events=events, start_ms=start, span_ms=SPAN_MS)
         print(f"[demo] {summary} in {time.monotonic() - t0:.1f} s "
               f"(event time: the last {SPAN_MS // 60_000} minutes, {WINDOW_S // 60}-minute "
-              "windows; the second half drifts, and Brazil's labels go bad)")
+              "windows; from 3/8 to 6/8 of it the inputs drift and Brazil's labels go "
+              "bad)")
         stats = wait_for_stats(settings.worker.web_port,
                                {"prediction": summary.predictions, "label": summary.labels,
                                 "rejected": summary.malformed}, timeout=120, worker=worker)
@@ -232,6 +237,7 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
         done = _wait_for_windows(settings, windows, summary.labels, worker, timeout=120)
         print(f"[demo] {'all' if done else 'NOT all'} {windows} windows evaluated, every label "
               f"joined, in {time.monotonic() - t0:.1f} s")
+        _wait_for_alert_evaluator(settings, windows, worker)
         _show_results(settings)
         return 0 if done else 1
     finally:
@@ -259,6 +265,18 @@ def _wait_for_windows(settings: Settings, windows: int, labels: int,
             return True
         time.sleep(1)
     return False
+
+
+def _wait_for_alert_evaluator(settings: Settings, windows: int,
+                              worker: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """The alert evaluator runs after the store agent: let it see every window."""
+    url = f"http://127.0.0.1:{settings.worker.web_port}/stats"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None:
+        if int(_get_json(url).get("alerts", {}).get("windows", 0)) >= windows:
+            time.sleep(2)  # and the revisions right behind them
+            return
+        time.sleep(1)
 
 
 def _show_results(settings: Settings) -> None:
@@ -289,6 +307,15 @@ def _show_results(settings: Settings) -> None:
           AND window_start = (SELECT max(window_start) FROM window_metrics_latest
                               WHERE model_id = {model:String})
         ORDER BY accuracy""", model=DEMO_MODEL)
+    _show("alerts that fired and resolved (docs/alerts.md; live: tidewatch alerts tail)",
+          settings, """
+        SELECT window_start, rule, state, segment, feature, round(value, 4) AS value,
+               op, threshold,
+               arrayStringConcat(arrayMap(c -> JSONExtractString(c, 'name'),
+                                          JSONExtractArrayRaw(contributors)), ', ') AS look_at
+        FROM alerts FINAL
+        WHERE model_id = {model:String}
+        ORDER BY time, rule""", model=DEMO_MODEL)
     _show("fairness between countries, per window", settings, """
         SELECT window_start, metric, round(value, 3) AS value
         FROM window_metrics_latest

@@ -22,9 +22,11 @@ from typing import Any, Final, Literal
 
 ALL_SEGMENT: Final = "all"
 PREDICTION_COLUMN: Final = "__prediction__"
-METRIC_FAMILIES: Final = ("performance", "estimate", "quality", "service", "fairness", "drift")
+METRIC_FAMILIES: Final = ("performance", "estimate", "quality", "service", "fairness", "drift",
+                           "concept")
 
-Family = Literal["performance", "estimate", "quality", "service", "fairness", "drift"]
+Family = Literal["performance", "estimate", "quality", "service", "fairness", "drift",
+                 "concept"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,23 @@ class MetricRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Contributor:
+    """What an alert points at: a feature (drift) or a segment (performance), with its figure
+    (``value``: the test statistic, or the segment's drop against the reference)."""
+
+    name: str
+    value: float | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """An alert state change, as published on the alert topic (``schemas/alert.schema.json``)."""
+    """An alert state change, as published on the alert topic (``schemas/alert.v2.schema.json``).
+
+    ``id`` identifies the state change (fingerprint, state, window): a re-sent message has
+    the same id. ``time`` is the end of the window that changed the state (event time, so a
+    replay gives the same value); ``detected_at`` is the wall clock when it was evaluated.
+    """
 
     id: str
     fingerprint: str
@@ -109,7 +126,11 @@ class AlertRecord:
     state: Literal["firing", "resolved"]
     time: int
     message: str
-    schema_version: int = 1
+    schema_version: int = 2
+    model_version: str = ""
+    op: str = ">"
+    contributors: tuple[Contributor, ...] = ()
+    detected_at: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

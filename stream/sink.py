@@ -62,3 +62,13 @@ def decode_results(values: Iterable[bytes]) -> WindowResults:
         else:
             metrics.append(MetricRow(**doc))
     return WindowResults(tuple(drift), tuple(metrics))
+
+
+def encode_window(results: WindowResults) -> bytes:
+    """One window's (or one revision's) rows as a single record, for the alert evaluator,
+    which needs a window's rows together (the results topic spreads them by row)."""
+    return b"[" + b",".join(value for _, value in encode_results(results)) + b"]"
+
+
+def decode_window(value: bytes) -> WindowResults:
+    return decode_results(orjson.dumps(doc) for doc in orjson.loads(value))

@@ -20,10 +20,12 @@ PARTIALS_MAX_BYTES = 64 * 1024 * 1024
 
 def internal_topics(settings: Settings) -> dict[str, str]:
     """Names of the worker's own topics, derived from the app id so that two deployments on
-    one cluster do not mix: ticks (co-partitioned with the inputs), partials, results."""
+    one cluster do not mix: ticks (co-partitioned with the inputs), partials, results, and
+    windows (each window's rows in one record keyed by model, for the alert evaluator)."""
     app_id = settings.worker.app_id
     return {"ticks": f"{app_id}-ticks", "partials": f"{app_id}-partials",
-            "results": f"{app_id}-results", "references": f"{app_id}-references"}
+            "results": f"{app_id}-results", "references": f"{app_id}-references",
+            "windows": f"{app_id}-windows"}
 
 
 def confluent_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -68,11 +70,25 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
         wanted[name] = topics.partitions
     wanted[internal["references"]] = 1
     big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
-    configs = {internal["partials"]: big,
+    configs = {internal["partials"]: big, internal["windows"]: big,
                internal["references"]: {**big, "cleanup.policy": "compact"}}
+    _create_missing(admin, wanted, configs, topics.replication_factor, timeout)
+    counts = partition_counts(admin, list(wanted), timeout)
+    if counts.get(topics.predictions) != counts.get(topics.labels):
+        raise ConfigError(
+            f"topics {topics.predictions!r} ({counts.get(topics.predictions)} partitions) and "
+            f"{topics.labels!r} ({counts.get(topics.labels)}) must have the same partition "
+            "count so that a prediction and its label meet on one partition"
+        )
+    return counts
+
+
+def _create_missing(admin: AdminClient, wanted: dict[str, int],
+                    configs: dict[str, dict[str, str]], replication: int,
+                    timeout: float) -> None:
     existing = partition_counts(admin, list(wanted), timeout)
     missing = [
-        NewTopic(name, num_partitions=count, replication_factor=topics.replication_factor,
+        NewTopic(name, num_partitions=count, replication_factor=replication,
                  config=configs.get(name, {}))
         for name, count in wanted.items()
         if name not in existing
@@ -84,11 +100,17 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
             except Exception as exc:  # already created by a concurrent worker is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise ConfigError(f"cannot create topic {name}: {exc}") from exc
-    counts = partition_counts(admin, list(wanted), timeout)
-    if counts.get(topics.predictions) != counts.get(topics.labels):
-        raise ConfigError(
-            f"topics {topics.predictions!r} ({counts.get(topics.predictions)} partitions) and "
-            f"{topics.labels!r} ({counts.get(topics.labels)}) must have the same partition "
-            "count so that a prediction and its label meet on one partition"
-        )
-    return counts
+
+
+def ensure_changelogs(settings: Settings, names: list[str], partitions: int,
+                      timeout: float = 30) -> None:
+    """Create the tables' changelog topics (compacted) before Faust subscribes to them.
+
+    A changelog that Faust creates itself at start-up can sit in the consumer's metadata
+    snapshot with 0 partitions until the next rebalance; the table's first write then fails
+    with PartitionsMismatch and the worker stops. Seen on ``finals`` and ``alert_state`` in
+    the alert tests and ``make demo``, on a freshly started broker."""
+    admin = AdminClient(confluent_config(settings.kafka))
+    compact = {"cleanup.policy": "compact"}
+    _create_missing(admin, dict.fromkeys(names, partitions), dict.fromkeys(names, compact),
+                    settings.topics.replication_factor, timeout)

@@ -14,7 +14,7 @@ from stream.errors import ConfigError
 from stream.references import TopicReferences
 from stream.shutdown import ShutdownWatchdog
 from stream.store import Store, open_store
-from stream.topics import confluent_config, ensure_topics
+from stream.topics import confluent_config, ensure_changelogs, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     references.start()
     reader = BrokerReader(confluent_config(settings.kafka), settings.worker.app_id)
     app = create_app(settings, sources, references, reader, store)
+    ensure_changelogs(settings, [table.changelog_topic.get_topic_name()
+                                 for table in app.tables.values()], sources)
     watchdog = ShutdownWatchdog(settings.worker.shutdown_timeout_s)
     worker = MonitorWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                            watchdog=watchdog)

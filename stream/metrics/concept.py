@@ -170,3 +170,122 @@ def event_error(prediction: Mapping[str, Any], label: Any, model: ModelSettings)
         return 0.0 if decision == (y_key == pos) else 1.0
     p_key = class_key(pred)
     return None if p_key is None else float(p_key != y_key)
+
+
+# ---------------------------------------------------------------------- window-level tests
+def accuracy_drop_test(
+    reference_correct: int, reference_n: int, correct: int, n: int, margin: float = 0.0
+) -> tuple[float | None, float | None]:
+    """One-sided two-proportion z-test that a window's accuracy is below the reference's
+    by more than ``margin``.
+
+    With ``margin = 0``, the pooled form: ``z = (p_ref - p) / sqrt(q (1 - q) (1/n_ref + 1/n))``
+    with ``q`` the pooled proportion, and ``p_value = P(Z >= z)``; its square equals
+    Pearson's chi-square on the 2x2 table without continuity correction. With a margin the
+    null hypothesis is ``p_ref - p <= margin`` and the variance is not pooled: Agresti and
+    Caffo's adjustment (one success and one failure added to each side) keeps it finite when
+    a side is all-correct. Why a test and not a fixed threshold: a window of 50 labels and
+    one of 50 000 do not say the same about a 2-point drop; why a margin: with large
+    windows a drop too small to matter is still "significant".
+
+    Returns ``(z, p_value)``; ``(None, None)`` without labels on either side, and ``z = 0``,
+    ``p = 0.5`` when both sides are all-correct or all-wrong (no variance: no evidence).
+
+    Parameters
+    ----------
+    reference_correct, reference_n
+        Correct predictions and labelled pairs of the reference.
+    correct, n
+        The same for the window.
+
+    margin
+        The drop tolerated under the null hypothesis (absolute accuracy).
+
+    References
+    ----------
+    A. Agresti (2013), Categorical Data Analysis, 3rd ed., section 3.1 (two proportions).
+    A. Agresti, B. Caffo (2000), "Simple and effective confidence intervals for proportions
+    and differences of proportions", The American Statistician 54(4), 280-288.
+
+    Examples
+    --------
+    >>> z, p = accuracy_drop_test(950, 1000, 880, 1000)
+    >>> round(z, 3), p < 1e-6
+    (5.613, True)
+    >>> z, p = accuracy_drop_test(1000, 1000, 920, 1000, margin=0.02)
+    >>> round(z, 2), p < 1e-6
+    (6.9, True)
+    """
+    from scipy.stats import norm
+
+    if reference_n <= 0 or n <= 0:
+        return None, None
+    if margin > 0:
+        a, b = (reference_correct + 1) / (reference_n + 2), (correct + 1) / (n + 2)
+        se = math.sqrt(a * (1 - a) / (reference_n + 2) + b * (1 - b) / (n + 2))
+        z = (a - b - margin) / se
+        return z, float(norm.sf(z))
+    p_ref, p = reference_correct / reference_n, correct / n
+    pooled = (reference_correct + correct) / (reference_n + n)
+    var = pooled * (1 - pooled) * (1 / reference_n + 1 / n)
+    if var <= 0:
+        return 0.0, 0.5
+    z = (p_ref - p) / math.sqrt(var)
+    return z, float(norm.sf(z))
+
+
+def cusum_error_step(
+    previous: float, errors: int, n: int, p0: float, delta: float, cap: float
+) -> float:
+    """One window of a one-sided Bernoulli CUSUM on the error stream (Page's CUSUM).
+
+    ``S_w = min(cap, max(0, S_{w-1} + LLR_w))`` with ``LLR_w = k log(p1/p0) +
+    (n - k) log((1 - p1)/(1 - p0))`` for ``k`` errors in ``n`` labelled pairs, ``p0`` the
+    reference error rate and ``p1 = p0 + delta`` the smallest rise worth detecting. This is
+    the per-pair CUSUM with its floor at zero applied between windows instead of between
+    pairs: it needs only the window's counts (the rows carry them), so pairs need no order
+    within a window and a late label revises one window's term. The cap bounds how long the
+    statistic takes to fall back under the threshold once the errors are back to ``p0``
+    (without it, a long drift would keep an alert open for many windows after it ended).
+
+    Parameters
+    ----------
+    previous
+        The statistic after the previous window (0 at the start).
+    errors, n
+        The window's errors and labelled pairs.
+    p0
+        Reference error rate, in (0, 1) (smooth a zero: see :func:`smoothed_rate`).
+    delta
+        Absolute rise of the error rate to detect.
+    cap
+        Upper bound of the statistic.
+
+    References
+    ----------
+    E. S. Page (1954), "Continuous Inspection Schemes", Biometrika 41, 100-115.
+    D. C. Montgomery, Introduction to Statistical Quality Control, ch. 9 (Bernoulli CUSUM).
+
+    Examples
+    --------
+    >>> s = cusum_error_step(0.0, 10, 100, 0.1, 0.05, 50.0)   # as expected: stays low
+    >>> s
+    0.0
+    >>> round(cusum_error_step(s, 20, 100, 0.1, 0.05, 50.0), 3)  # twice the errors
+    3.537
+    """
+    p1 = min(p0 + delta, 1 - 1e-9)
+    llr = errors * math.log(p1 / p0) + (n - errors) * math.log((1 - p1) / (1 - p0))
+    return min(cap, max(0.0, previous + llr))
+
+
+def smoothed_rate(events: int, n: int) -> float:
+    """``(events + 0.5) / (n + 1)``: a rate never 0 or 1, so a reference with no errors
+    still gives the CUSUM a finite log-likelihood ratio (a Jeffreys-like smoothing).
+
+    Examples
+    --------
+    >>> smoothed_rate(0, 999)
+    0.0005
+    """
+    return (events + 0.5) / (n + 1)

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any, Final
 
+import orjson
+
 from stream.results import AlertRecord, DriftRow, MetricRow
 
 Row = tuple[Any, ...]
@@ -31,7 +33,7 @@ METRIC_COLUMNS: Final = (
 ALERT_COLUMNS: Final = (
     "id", "fingerprint", "model_id", "rule", "metric", "feature", "segment", "window_start",
     "window_end", "value", "threshold", "severity", "state", "time", "message",
-    "schema_version",
+    "schema_version", "model_version", "op", "contributors", "detected_at",
 )  # fmt: skip
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -40,7 +42,8 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     ALERTS_TABLE: ALERT_COLUMNS,
 }
 #: Columns holding epoch milliseconds in Python and ``DateTime64(3, 'UTC')`` in ClickHouse.
-TIME_COLUMNS: Final = frozenset({"window_start", "window_end", "computed_at", "time"})
+TIME_COLUMNS: Final = frozenset({"window_start", "window_end", "computed_at", "time",
+                                 "detected_at"})
 
 _drift_get = attrgetter(*DRIFT_COLUMNS)
 _metric_get = attrgetter(*METRIC_COLUMNS)
@@ -62,5 +65,16 @@ def metric_rows(rows: Iterable[MetricRow]) -> list[Row]:
     return [tuple(_metric_get(row)) for row in rows]
 
 
+_CONTRIBUTORS = ALERT_COLUMNS.index("contributors")
+
+
 def alert_rows(alerts: Iterable[AlertRecord]) -> list[Row]:
-    return [tuple(_alert_get(alert)) for alert in alerts]
+    """Alert tuples; ``contributors`` as a JSON array of ``{name, value, detail}``."""
+    out: list[Row] = []
+    for alert in alerts:
+        values = list(_alert_get(alert))
+        values[_CONTRIBUTORS] = orjson.dumps(
+            [{"name": c.name, "value": c.value, "detail": c.detail}
+             for c in alert.contributors]).decode()
+        out.append(tuple(values))
+    return out

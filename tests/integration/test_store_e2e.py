@@ -26,6 +26,7 @@ SELECT model_id, model_version, segment, toUnixTimestamp64Milli(window_start) AS
        toUnixTimestamp64Milli(window_end) AS window_end, family, metric, feature, value,
        sample_size, labelled_count, coverage, revision
 FROM window_metrics_latest
+WHERE family != 'concept'
 """
 DRIFT_SQL = """
 SELECT model_id, model_version, segment, toUnixTimestamp64Milli(window_start) AS window_start,

@@ -25,7 +25,7 @@ def test_tables_are_tracked_and_rocksdb_memory_is_bounded(tmp_path: Path) -> Non
     settings = load_settings(None, worker={"data_dir": str(tmp_path), "app_id": "t",
                                            "rocksdb_memory_mb": 8})
     app = create_app(settings, 4, FileReferences(settings), reader(settings))
-    assert set(app.tables) == {"joins", "perf", "finals"}
+    assert set(app.tables) == {"joins", "perf", "finals", "alert_state"}
     for table in app.tables.values():
         assert isinstance(table, TrackedTable)
         options = table.data.rocksdb_options  # the store, built but not opened
@@ -47,7 +47,7 @@ def test_a_failing_agent_stops_the_worker_not_restarts_in_place(tmp_path: Path) 
     past the message it failed on (see stream.app); ours crash the worker instead."""
     settings = load_settings(None, worker={"data_dir": str(tmp_path)})
     app = create_app(settings, 4, FileReferences(settings), reader(settings))
-    assert set(app.agents) == {"stage1", "stage2"}  # the store agent needs a store
+    assert set(app.agents) == {"stage1", "stage2", "alerts"}  # the store agent needs a store
     assert all(a.supervisor_strategy is mode.CrashingSupervisor for a in app.agents.values())
 
 

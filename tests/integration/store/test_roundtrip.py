@@ -7,10 +7,11 @@ import random
 from dataclasses import fields
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.errors import StoreError
-from stream.results import AlertRecord, DriftRow, MetricRow, WindowResults
+from stream.results import AlertRecord, Contributor, DriftRow, MetricRow, WindowResults
 from stream.store import schema
 from stream.store.embedded import EmbeddedStore
 
@@ -44,6 +45,9 @@ def _read_back(store: EmbeddedStore, table: str, cls: type) -> list[Any]:
         values = dict(zip(columns, row, strict=True))
         if cls is DriftRow and values["drifted"] is not None:
             values["drifted"] = bool(values["drifted"])
+        if cls is AlertRecord:
+            values["contributors"] = tuple(Contributor(**c)
+                                           for c in orjson.loads(values["contributors"]))
         out.append(cls(**values))
     return out
 
@@ -108,7 +112,9 @@ def test_alerts_round_trip(store: EmbeddedStore) -> None:
         alert(id="a-2", state="resolved", time=T0 + 900_000, value=None, message="ok again"),
         alert(id="a-3", fingerprint="fp-drift", rule="drift", metric="drift_share",
               feature="x'); DROP TABLE alerts; --", segment=None, severity="info",
-              message="Größe \"drifted\" 🚀"),
+              message="Größe \"drifted\" 🚀", model_version="v2", op="<",
+              contributors=(Contributor("x", 0.5, "wasserstein 0.5"), Contributor("y", None)),
+              detected_at=T0 + 5),
     ]  # fmt: skip
     store.write_alerts(written)
     _assert_same_rows(written, _read_back(store, "alerts", AlertRecord))

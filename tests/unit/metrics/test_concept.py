@@ -86,3 +86,43 @@ def test_event_error() -> None:
     assert event_error({"prediction": 2.5}, 1.0, reg) == 1.5
     mc = ModelSettings(task="multiclass")
     assert event_error({"prediction": "a"}, "b", mc) == 1.0
+
+
+# ---------------------------------------------------------------------- window-level tests
+def test_accuracy_drop_test_matches_chi_square_without_correction() -> None:
+    import numpy as np
+    from scipy.stats import chi2_contingency, norm
+
+    from stream.metrics.concept import accuracy_drop_test
+
+    for ref_c, ref_n, c, n in [(950, 1000, 880, 1000), (90, 100, 85, 120), (500, 600, 520, 600)]:
+        z, p = accuracy_drop_test(ref_c, ref_n, c, n)
+        table = np.array([[ref_c, ref_n - ref_c], [c, n - c]])
+        chi2, p_two, _, _ = chi2_contingency(table, correction=False)
+        assert z is not None and p is not None
+        assert z**2 == pytest.approx(chi2, rel=1e-12)
+        assert p == pytest.approx(norm.sf(z), rel=1e-12)
+        assert min(p, 1 - p) * 2 == pytest.approx(p_two, rel=1e-9)
+
+
+def test_accuracy_drop_test_edges_and_margin() -> None:
+    from stream.metrics.concept import accuracy_drop_test
+
+    assert accuracy_drop_test(0, 0, 5, 10) == (None, None)
+    assert accuracy_drop_test(100, 100, 50, 50) == (0.0, 0.5)  # all correct both sides
+    _, strict = accuracy_drop_test(1000, 1000, 970, 1000, margin=0.0)
+    _, tolerant = accuracy_drop_test(1000, 1000, 970, 1000, margin=0.02)
+    assert strict is not None and tolerant is not None
+    assert strict < 1e-6 and tolerant > 1e-3  # 3 points: "significant", not clearly past 2
+
+
+def test_cusum_step_known_values_floor_and_cap() -> None:
+    import math
+
+    from stream.metrics.concept import cusum_error_step, smoothed_rate
+
+    llr = 20 * math.log(0.15 / 0.1) + 80 * math.log(0.85 / 0.9)
+    assert cusum_error_step(1.0, 20, 100, 0.1, 0.05, 50.0) == pytest.approx(1.0 + llr)
+    assert cusum_error_step(1.0, 0, 100, 0.1, 0.05, 50.0) == 0.0
+    assert cusum_error_step(0.0, 100, 100, 0.1, 0.05, 7.5) == 7.5
+    assert smoothed_rate(0, 1) == 0.25

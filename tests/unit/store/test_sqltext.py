@@ -44,6 +44,11 @@ def test_migration_files_are_ordered_and_idempotent_by_construction() -> None:
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     for migration in migrations:
         for statement in migration.statements:
-            head = " ".join(statement.split()[:5]).upper()
-            assert "IF NOT EXISTS" in head, f"{migration.name}: {head}"
+            words = statement.upper().split()
+            head = " ".join(words[:5])
+            if words[:2] == ["ALTER", "TABLE"]:  # every ADD COLUMN must be idempotent too
+                text = " ".join(words)
+                assert text.count("ADD COLUMN") == text.count("ADD COLUMN IF NOT EXISTS") > 0
+            else:
+                assert "IF NOT EXISTS" in head, f"{migration.name}: {head}"
             assert "tidewatch." not in statement, "use unqualified names: the database is a setting"
