@@ -177,8 +177,9 @@ class PartitionStage:
         at = entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms)
         if entry.window is None:
             heapq.heappush(self.early_expiry, (at, request_id))
-        else:
-            self._clock(entry.window.model_id).expire_later(at, request_id)
+        else:  # the model's clock exists once it has an entry (no table read per event)
+            clock = self.clocks.get(entry.window.model_id) or self._clock(entry.window.model_id)
+            clock.expire_later(at, request_id)
 
     def _rebuild_from_table(self) -> None:
         """After (re)assignment: the labelled side and expiry queues from the join table."""
