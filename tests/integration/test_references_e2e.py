@@ -83,7 +83,7 @@ def test_a_chosen_window_becomes_the_reference(bootstrap: str, tmp_path: Path) -
         offline_refs = FileReferences(settings)
         offline_refs.put("m", profile)
         # The partitions were idle during the pause; the window right after it can be
-        # finalised before both report back (idleness is a trade-off, see the README), so
+        # finalised before both report back (idleness is a trade-off, docs/delivery.md), so
         # the last window is the one compared in full.
         last = T0 + 120_000
         want = {k: v for k, v in expected(settings, rest, [], offline_refs).items()
