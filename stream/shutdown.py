@@ -2,12 +2,12 @@
 
 Faust's graceful stop can hang: in CI, after an agent crashed, the worker logged Kafka's
 "LeaveGroup request succeeded" and then never finished stopping its consumer (the likely race
-is in the docs/delivery.md, point 13), so the process stayed up, holding no partitions,
+is in docs/delivery.md, point 13), so the process stayed up, holding no partitions,
 until something killed it. A supervisor restarts a worker that *exits*; one that hangs it
 cannot see. So once stopping begins, a timer thread ends the process after
 ``worker.shutdown_timeout_s``, whatever the event loop is doing.
 
-Exiting hard is safe for the same reason SIGKILL is (README, "No loss"): offsets are committed
+Exiting hard is safe for the same reason SIGKILL is (docs/delivery.md): offsets are committed
 only for messages whose effects are already in the changelogs and the results topic, so a new
 worker resumes from the committed offsets and counts nothing twice.
 """
