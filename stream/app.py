@@ -38,6 +38,7 @@ from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.eventtime import CatchUp
 from stream.ingest import DeadLetter, Ingest, Source
+from stream.joinstore import join_index
 from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
@@ -225,7 +226,8 @@ def create_app(
     def stage_for(partition: int) -> PartitionStage:
         stage = stages.get(partition)
         if stage is None:
-            stage = stages[partition] = PartitionStage(partition, settings, joins)
+            stage = stages[partition] = PartitionStage(partition, settings, joins,
+                                                       join_index(settings, partition))
         return stage
 
     async def process1(event: Any, acks: AckAfterDelivery) -> None:
@@ -351,7 +353,9 @@ def create_app(
                 acks.forget(revoked)
         for tp in revoked:
             if tp.topic == topics.predictions:
-                stages.pop(tp.partition, None)
+                stage = stages.pop(tp.partition, None)
+                if stage is not None:
+                    stage.joins.close()
                 catch_ups.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
                 merges.pop(tp.partition, None)

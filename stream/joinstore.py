@@ -1,33 +1,37 @@
-"""The join state of one partition: in memory by ``request_id``, durable as few records.
+"""The join state of one partition: a local index by ``request_id``, durable as few records.
 
 Each join entry used to be its own table key, so every event cost a changelog message (sent
-through aiokafka, in Python, one by one): most of the worker's time. Now the entries are kept
-in memory and made durable per *checkpoint*: the entries added since the last one become one
-table record per side, a *pack*, keyed by where the checkpoint starts
-(``pack:<partition>:<p|l>:<offset>``, p for the predictions topic, l for labels). The stage
-checkpoints before anything is acked (see :meth:`stream.stage1.PartitionStage.commit`) and
-when ``checkpoint_events`` entries wait, so an offset is never committed past an entry that is
-not in Kafka. A prediction and its label live in two packs; the merged entry is in memory.
+through aiokafka, in Python, one by one): most of the worker's time. Now, as Kafka Streams
+does with a state store behind a record cache:
+
+- the entries live in a *local index* by request id (RocksDB with the ``rocksdb://`` table
+  store, a dict with ``memory://``), written per event but never changelogged;
+- a *checkpoint* writes the entries added since the last one to the table as one record per
+  side, a *pack*, keyed by where the checkpoint starts (``pack:<partition>:<p|l>:<offset>``,
+  p for the predictions topic, l for labels): the changelog gets one message per pack. The
+  stage checkpoints before anything is acked (see :meth:`stream.stage1.PartitionStage.commit`),
+  so an offset is never committed past an entry that is not in Kafka;
+- when a partition is assigned, the index is rebuilt from the packs (which Faust restored).
 
 - A replayed message marks the packs of its entries for writing again (an on-disk table may
   hold a record whose changelog message a crash lost, and the partition's next owner must
   see it). A replayed message whose pack never reached Kafka is new again, and lands in a
   pack with the same key and content.
-- When entries expire, each pack they were in is rewritten with the entries it still holds,
-  or deleted (a tombstone) once it holds none, so the table holds the live entries and a
-  restart restores them. Entries expire at window ends plus the label horizon, so a pack is
-  rewritten a few times at most.
+- When entries expire, each pack they were in is rewritten without them, or deleted (a
+  tombstone) once it holds none, so the table holds the live entries. Entries expire at
+  window ends plus the label horizon, so a pack is rewritten a few times at most.
 - Records of the previous formats (one entry per key, the key its request id) are read as
   packs of one, so a worker upgraded mid-stream loses no join state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
-from typing import Final, Literal
+from collections.abc import Iterator, MutableMapping
+from typing import Final, Literal, cast
 
 import orjson
 
+from stream.config import Settings
 from stream.join import Entry
 
 PACK_PREFIX: Final = b"pack:"
@@ -36,52 +40,69 @@ MARK_PREFIX: Final = b"closed-through:"
 Side = Literal["p", "l"]
 
 
+def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, bytes]:
+    """A partition's local index: RocksDB beside Faust's tables with the ``rocksdb://``
+    store (the join state stays on disk, as it did when every entry was a table key), a dict
+    with ``memory://``. Emptied on every assignment: it is rebuilt from the packs."""
+    if not settings.worker.table_store.startswith("rocksdb"):
+        return {}
+    from rocksdict import Options, Rdict  # the rocksdict extra of faust-streaming
+
+    path = settings.worker.data_dir / settings.worker.app_id / "join-index" / str(partition)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = Options(raw_mode=True)
+    Rdict.destroy(str(path), options)
+    return cast(MutableMapping[bytes, bytes], Rdict(str(path), options))
+
+
 def pack_key(partition: int, side: Side, offset: int) -> bytes:
     """The table key of the pack of one input message."""
     return b"%s%d:%s:%d" % (PACK_PREFIX, partition, side.encode(), offset)
 
 
 class JoinStore:
-    """``request_id -> Entry`` for one partition, written to ``table`` as packs."""
+    """``request_id -> Entry`` for one partition: ``index`` local, ``table`` the packs."""
 
-    def __init__(self, partition: int, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(self, partition: int, table: MutableMapping[bytes, bytes],
+                 index: MutableMapping[bytes, bytes] | None = None) -> None:
         self.partition = partition
         self.table = table
-        self.entries: dict[bytes, Entry] = {}
-        #: Pack key -> the request ids with a side in it.
-        self.members: dict[bytes, set[bytes]] = {}
-        #: The packs of the open checkpoint, per side; packs to write at the next one.
+        self.index: MutableMapping[bytes, bytes] = {} if index is None else index
+        #: The packs of the open checkpoint, per side, and the parts put in them since.
         self.current: dict[Side, bytes] = {}
-        self.dirty: set[bytes] = set()
+        self.building: dict[bytes, dict[bytes, bytes]] = {}
+        #: Per pack to write at the next checkpoint, the request ids that left it.
+        self.dirty: dict[bytes, set[bytes]] = {}
         #: Entries put since the last checkpoint.
         self.buffered = 0
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return sum(1 for _ in self.index.keys())  # noqa: SIM118 - Rdict: no len(), no iter
 
     def get(self, request_id: bytes) -> Entry | None:
-        return self.entries.get(request_id)
+        raw = self.index.get(request_id)
+        return None if raw is None else _load(raw)
 
-    def restore(self) -> list[tuple[bytes, Entry]]:
-        """Load this partition's packs from the table; return the entries loaded."""
+    def restore(self) -> Iterator[tuple[bytes, Entry]]:
+        """Rebuild the index from this partition's packs in the table; yield its entries."""
+        for key in list(self.index.keys()):  # from an earlier assignment: stale
+            del self.index[key]
+        mine = b"%s%d:" % (PACK_PREFIX, self.partition)
         for key, raw in list(self.table.items()):
             if key.startswith(PACK_PREFIX):
-                if not key.startswith(b"%s%d:" % (PACK_PREFIX, self.partition)):
-                    continue
-                for doc in orjson.loads(raw):
-                    self._load(key, Entry.from_doc(doc))
+                if key.startswith(mine):
+                    for doc in orjson.loads(raw):
+                        self._merge(key, Entry.from_doc(doc))
             elif not key.startswith(MARK_PREFIX):  # the previous format: one entry, both
-                # sides, keyed by its request id
-                entry = Entry.decode(raw)
+                entry = Entry.decode(raw)            # sides, keyed by its request id
                 if entry.partition == self.partition:
-                    self._load(key, entry)
-        return list(self.entries.items())
+                    self._merge(key, entry)
+        for request_id, raw in list(self.index.items()):
+            yield request_id, _load(raw)
 
-    def _load(self, key: bytes, part: Entry) -> None:
+    def _merge(self, key: bytes, part: Entry) -> None:
         request_id = part.request_id.encode()
-        entry = self.entries.get(request_id)
-        if entry is None:
-            entry = self.entries[request_id] = Entry(self.partition, part.request_id)
+        entry = self.get(request_id) or Entry(self.partition, part.request_id)
         if part.pos is not None:
             entry.pos, entry.window, entry.ts = part.pos, part.window, part.ts
             entry.outcome, entry.segments, entry.late = part.outcome, part.segments, part.late
@@ -89,7 +110,7 @@ class JoinStore:
         if part.lpos is not None:
             entry.label, entry.lpos, entry.lts = part.label, part.lpos, part.lts
             entry.label_pack = key
-        self.members.setdefault(key, set()).add(request_id)
+        self.index[request_id] = _dump(entry)
 
     def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
         """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
@@ -97,50 +118,79 @@ class JoinStore:
         pack = self.current.get(side)
         if pack is None:
             pack = self.current[side] = pack_key(self.partition, side, offset)
-        self.entries[request_id] = entry
         if side == "p":
             entry.pred_pack = pack
         else:
             entry.label_pack = pack
-        self.members.setdefault(pack, set()).add(request_id)
-        self.dirty.add(pack)
+        self.index[request_id] = _dump(entry)
+        self.building.setdefault(pack, {})[request_id] = orjson.dumps(
+            entry.to_doc(prediction=side == "p", label=side == "l"))
+        self.dirty.setdefault(pack, set())
         self.buffered += 1
 
     def touch(self, pack: bytes | None) -> None:
         """Write ``pack`` again at the next checkpoint (a replay)."""
         if pack is not None:
-            self.dirty.add(pack)
+            self.dirty.setdefault(pack, set())
 
     def drop(self, request_id: bytes) -> None:
         """Forget an expired entry; its packs are rewritten at the next checkpoint."""
-        entry = self.entries.pop(request_id)
+        entry = _load(self.index[request_id])
+        del self.index[request_id]
         for key in (entry.pred_pack, entry.label_pack):
             if key is not None:
-                self.members[key].discard(request_id)
-                self.dirty.add(key)
+                self.dirty.setdefault(key, set()).add(request_id)
 
     def checkpoint(self) -> int:
         """Write every changed pack (one table write each) and open a new checkpoint;
         return how many were written."""
-        dirty = sorted(self.dirty)
-        self.write(dirty)
+        for key in sorted(self.dirty):
+            self._write(key, self.dirty[key])
+        written = len(self.dirty)
         self.dirty.clear()
+        self.building.clear()
         self.current.clear()
         self.buffered = 0
-        return len(dirty)
+        return written
 
-    def write(self, packs: Iterable[bytes]) -> None:
-        """Write each pack with the sides it holds now, or delete it if it holds none."""
-        for key in packs:
-            ids = self.members.get(key)
-            if not ids:
-                self.members.pop(key, None)
-                if key in self.table:
-                    del self.table[key]
-                continue
-            parts = []
-            for request_id in sorted(ids):
-                entry = self.entries[request_id]
-                parts.append(entry.to_doc(prediction=entry.pred_pack == key,
-                                          label=entry.label_pack == key))
-            self.table[key] = orjson.dumps(parts)
+    def _write(self, key: bytes, left: set[bytes]) -> None:
+        """The pack with what it held (in the table) and what was put in it since, less the
+        entries that left it; deleted when empty."""
+        parts: dict[bytes, bytes] = {}
+        stored = self.table.get(key)
+        if stored is not None:
+            docs = orjson.loads(stored)
+            for doc in docs if isinstance(docs, list) else [docs]:  # [docs]: the old format
+                parts[doc["r"].encode()] = orjson.dumps(doc)
+        parts.update(self.building.get(key, {}))
+        for request_id in left:
+            parts.pop(request_id, None)
+        if parts:
+            self.table[key] = b"[" + b",".join(parts[r] for r in sorted(parts)) + b"]"
+        elif stored is not None:
+            del self.table[key]
+
+    def close(self) -> None:
+        """Release the index (a RocksDB index holds a lock on its folder)."""
+        close = getattr(self.index, "close", None)
+        if close is not None:
+            close()
+
+
+def _dump(entry: Entry) -> bytes:
+    doc = entry.to_doc()
+    if entry.pred_pack is not None:
+        doc["pp"] = entry.pred_pack.decode()
+    if entry.label_pack is not None:
+        doc["lp"] = entry.label_pack.decode()
+    return orjson.dumps(doc)
+
+
+def _load(raw: bytes) -> Entry:
+    doc = orjson.loads(raw)
+    entry = Entry.from_doc(doc)
+    if "pp" in doc:
+        entry.pred_pack = doc["pp"].encode()
+    if "lp" in doc:
+        entry.label_pack = doc["lp"].encode()
+    return entry

@@ -86,11 +86,12 @@ class PartitionStage:
         partition: int,
         settings: Settings,
         joins: MutableMapping[bytes, bytes],
+        index: MutableMapping[bytes, bytes] | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.partition = partition
         self.settings = settings
-        self.joins = JoinStore(partition, joins)
+        self.joins = JoinStore(partition, joins, index)
         self.clock = clock
         win = settings.windows
         self.size_ms = win.size_s * 1000

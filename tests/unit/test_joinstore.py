@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 
+from stream.config import load_settings
 from stream.join import Entry
-from stream.joinstore import JoinStore, pack_key
+from stream.joinstore import JoinStore, join_index, pack_key
 from stream.windows import WindowId
 
 W = WindowId(60_000, "m", "v1")
@@ -38,7 +41,7 @@ def test_a_checkpoint_is_one_record_per_side_and_a_restart_restores_every_entry(
     store.checkpoint()
     assert ids(table[pack_key(0, "p", 8)]) == ["r3"]
 
-    restored = JoinStore(0, table)
+    restored = JoinStore(0, table, {b"stale": b"{}"})  # an index from an earlier assignment
     loaded = dict(restored.restore())
     assert set(loaded) == {b"r0", b"r1", b"r2", b"r3"}
     assert loaded[b"r1"].to_doc() == entry.to_doc()  # both sides merged again
@@ -59,7 +62,7 @@ def test_expiry_rewrites_a_pack_smaller_then_deletes_it() -> None:
     store.drop(b"r1")
     store.drop(b"r2")
     store.checkpoint()
-    assert table == {} and store.members == {} and len(store) == 0
+    assert table == {} and len(store) == 0
 
 
 def test_a_replay_writes_its_pack_again_with_the_same_content() -> None:
@@ -106,3 +109,27 @@ def test_records_of_the_previous_format_are_read_as_packs_of_one() -> None:
     store.drop(b"r9")  # expiry deletes the old key
     store.checkpoint()
     assert set(table) == {b"x"}
+
+
+def test_the_rocksdb_index_keeps_entries_on_disk_and_is_rebuilt_on_assignment(
+        tmp_path: Path) -> None:
+    """With the rocksdb:// table store the index is RocksDB (the entries are not held in
+    memory), emptied whenever a partition is assigned and rebuilt from the packs."""
+    settings = load_settings(None, worker={"table_store": "rocksdb://", "data_dir": tmp_path})
+    memory = load_settings(None, worker={"table_store": "memory://", "data_dir": tmp_path})
+    assert isinstance(join_index(memory, 0), dict)
+    table: dict[bytes, bytes] = {}
+    index = join_index(settings, 3)
+    assert not isinstance(index, dict)
+    store = JoinStore(3, table, index)
+    for i in range(3):
+        store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 5)
+    store.checkpoint()
+    store.drop(b"r1")
+    store.close()
+    again = JoinStore(3, table, join_index(settings, 3))  # reassigned: a fresh index
+    assert len(again) == 0
+    assert sorted(k for k, _ in again.restore()) == [b"r0", b"r1", b"r2"]  # from the packs
+    entry = again.get(b"r2")
+    assert entry is not None and entry.pred_pack == pack_key(3, "p", 5)
+    again.close()
