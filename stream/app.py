@@ -43,6 +43,7 @@ from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
+from stream.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
 log = logging.getLogger(__name__)
@@ -311,10 +312,16 @@ def create_app(
         async def store_agent(stream: Any) -> None:
             async for batch in stream.take(2_000, within=settings.store.flush_interval_s):
                 rows = decode_results(batch)
+                started = time.perf_counter()
                 await store.write_async(rows)
                 await asyncio.to_thread(store.flush)  # stored before these offsets commit
+                telemetry.stored(len(batch), time.perf_counter() - started)
 
     alert_stats: dict[str, int] = {}
+    buffer = getattr(store, "buffer", None)  # the server store's write buffer
+    telemetry = Telemetry(Sources(
+        ingest.stats, stages, merges, lambda: positions(), contiguity.counters, alert_stats,
+        (lambda: int(buffer.pending_rows)) if buffer is not None else None))
     if alerts_on:
         from stream.alerts.agent import AlertPublisher
 
@@ -354,11 +361,12 @@ def create_app(
         for tp in revoked:
             if tp.topic == topics.predictions:
                 stage = stages.pop(tp.partition, None)
+                telemetry.retire(stage1=stage)
                 if stage is not None:
                     stage.joins.close()
                 catch_ups.pop(tp.partition, None)
             elif tp.topic == partials.get_topic_name():
-                merges.pop(tp.partition, None)
+                telemetry.retire(merge=merges.pop(tp.partition, None))
 
     def positions() -> dict[str, Any]:
         """Where each input partition stands, to diagnose a stuck one: the next offset the
@@ -398,6 +406,13 @@ def create_app(
             }
             return self.bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
                               content_type="application/json")
+
+    @app.page("/metrics")
+    class Metrics(View):
+        """Prometheus exposition (docs/operations.md), read from the same state as /stats."""
+
+        async def get(self, request: Request) -> Response:
+            return self.bytes(telemetry.exposition(), content_type=CONTENT_TYPE)
 
     if store is not None:
         from stream.store.sqlapi import run_sql_request, start_sql_token

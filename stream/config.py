@@ -96,6 +96,9 @@ class ModelSettings(_Frozen):
     task: Literal["binary", "multiclass", "regression"] = "binary"
     positive_label: str | int | bool = 1
     protected_attribute: str | None = None
+    #: Fairness: a group of the protected attribute counts once it has this many predictions
+    #: (parity, impact) or labelled positives (equal opportunity); see docs/metrics.md.
+    min_group_size: int = Field(default=30, ge=1)
     drift_methods: dict[str, str] = Field(default_factory=dict)
     drift_thresholds: dict[str, float] = Field(default_factory=dict)
     reference_path: Path | None = None
@@ -123,6 +126,20 @@ class MetricsSettings(_Frozen):
 
     def model(self, model_id: str) -> ModelSettings:
         return self.models.get(model_id, ModelSettings())
+
+    def routed_segments(self) -> tuple[str, ...]:
+        """The segment keys events are routed by: ``segments``, then every model's protected
+        attribute (fairness needs its groups whether or not they are reported as segments;
+        see :meth:`reported`)."""
+        protected = sorted({m.protected_attribute for m in self.models.values()
+                            if m.protected_attribute})
+        return tuple(dict.fromkeys([*self.segments, *protected]))
+
+    def reported(self, segment: str) -> bool:
+        """Whether a segment's own rows are written: "all" and the configured keys' values;
+        a protected attribute routed only for fairness is not."""
+        key = segment.split("=", 1)[0] if "=" in segment else None
+        return key is None or key in self.segments
 
 
 class StoreSettings(_Frozen):

@@ -50,7 +50,7 @@ def offline_results(
     rows: list[MetricRow] = []
     for wid, events in sorted(windows.items()):
         model = metrics.model(wid.model_id)
-        router = SegmentRouter(metrics.segments, local_cap)
+        router = SegmentRouter(metrics.routed_segments(), local_cap)
         states: dict[str, WindowState] = {}
         for seg, group in router.group(events).items():
             state = states[seg] = WindowState.for_model(model, metrics)

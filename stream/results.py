@@ -87,6 +87,9 @@ class MetricRow:
     coverage: float | None
     revision: int
     computed_at: int
+    #: Why ``value`` is NULL, when a reason is known (e.g. fairness ``groups_below_min_size``);
+    #: ``""`` otherwise.
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -97,7 +97,7 @@ class PartitionStage:
         self.size_ms = win.size_s * 1000
         self.horizon_ms = win.label_horizon_s * 1000
         self.early_ttl_ms = win.early_label_ttl_s * 1000
-        self.segment_keys = tuple(settings.metrics.segments)
+        self.segment_keys = settings.metrics.routed_segments()
         self.local_cap = 4 * settings.metrics.segment_cap
         self.clocks: dict[str, ModelClock] = {}
         #: Labels whose prediction has not come (no model clock yet): they expire by the

@@ -110,6 +110,8 @@ def evaluate_closed_window(
     drift: list[DriftRow] = []
     metrics: list[MetricRow] = []
     for seg, state in capped.items():
+        if not settings.metrics.reported(seg):
+            continue  # a protected attribute's groups, routed for fairness only
         key = window_key(wid, seg, size_ms)
         result = evaluate_window(state, reference, settings.metrics, model, key, 0, now)
         drift.extend(result.drift)
@@ -117,7 +119,8 @@ def evaluate_closed_window(
     metrics.append(late_events_row(wid, size_ms, late, predicted, labelled, revision, now))
     if model.protected_attribute:
         metrics.extend(fairness_rows(capped, model.protected_attribute,
-                                     window_key(wid, ALL_SEGMENT, size_ms), revision, now))
+                                     window_key(wid, ALL_SEGMENT, size_ms), revision, now,
+                                     min_group_size=model.min_group_size))
     return WindowResults(tuple(drift), tuple(settle(metrics, revision)))
 
 
@@ -346,6 +349,8 @@ class MergeStage:
         rows: list[MetricRow] = []
         reference = self.references.get(wid.model_id, wid.model_version)
         for seg, state in merged.items():
+            if not self.settings.metrics.reported(seg):
+                continue  # routed for fairness only (see evaluate_closed_window)
             n = int(kept.get(seg, 0))
             coverage = state.n_labelled / n if n else None
             realised = performance_metrics(state)
@@ -365,7 +370,8 @@ class MergeStage:
         if model.protected_attribute:
             key = window_key(wid, ALL_SEGMENT, self.size_ms)
             rows.extend(row for row in fairness_rows(merged, model.protected_attribute, key,
-                                                     revision, now)
+                                                     revision, now,
+                                                     min_group_size=model.min_group_size)
                         if row.metric == "equal_opportunity_difference")
         plan.results.append(WindowResults((), tuple(rows)))
         self.revisions += 1

@@ -11,7 +11,8 @@ not a group and is left out; so are groups under ``min_group_size``):
   ``TP / (TP + FN)`` on labelled rows (groups with fewer than ``min_group_size`` labelled
   positives are left out).
 
-Each needs at least two groups, otherwise ``None``.
+Each needs at least two groups, otherwise ``None``, with the reason in the row's ``reason``
+(:data:`FEWER_THAN_TWO_GROUPS`, :data:`GROUPS_BELOW_MIN_SIZE`, ...).
 
 References
 ----------
@@ -45,33 +46,81 @@ def _tpr_counts(state: WindowState) -> tuple[int, int]:
     return 0, 0
 
 
-def fairness_metrics(
+#: Why a fairness figure is NULL (the row's ``reason``).
+NOT_CLASSIFICATION = "not_classification"  # regression: no positive class
+FEWER_THAN_TWO_GROUPS = "fewer_than_two_groups"  # under two groups seen in the window
+GROUPS_BELOW_MIN_SIZE = "groups_below_min_size"  # groups seen, under two large enough
+NO_POSITIVE_PREDICTIONS = "no_positive_predictions"  # impact ratio: every rate is 0
+
+_METRICS = ("demographic_parity_difference", "disparate_impact_ratio",
+            "equal_opportunity_difference")
+
+
+def fairness_figures(
     states: Mapping[str, WindowState], attribute: str, *, min_group_size: int = 1
-) -> dict[str, float | None]:
-    """The three figures above for ``attribute`` from ``{segment: state}``."""
+) -> dict[str, tuple[float | None, str]]:
+    """Each figure above with the reason it is ``None`` (``""`` when it has a value).
+
+    Groups are the ``attribute=value`` states; a group enters the parity and impact figures
+    with at least ``min_group_size`` predictions, the equal-opportunity figure with at
+    least ``min_group_size`` labelled positives (a TPR over 3 positives says little).
+
+    Examples
+    --------
+    >>> from stream.metrics.window import WindowState
+    >>> def group(preds: list[int]) -> WindowState:
+    ...     state = WindowState("binary", 1)
+    ...     state.add_predictions([{"request_id": str(i), "prediction": p}
+    ...                            for i, p in enumerate(preds)])
+    ...     return state
+    >>> figs = fairness_figures({"g=a": group([1, 1, 0, 0]), "g=b": group([1, 0, 0, 0])}, "g")
+    >>> figs["demographic_parity_difference"], figs["disparate_impact_ratio"]
+    ((0.25, ''), (0.5, ''))
+    >>> fairness_figures({"g=a": group([1, 0])}, "g")["disparate_impact_ratio"]
+    (None, 'fewer_than_two_groups')
+    """
     rates: list[float] = []
     tprs: list[float] = []
+    groups = 0
+    regression = False
     for seg, state in sorted(states.items()):
         parts = split_segment(seg)
         if parts is None or parts[0] != attribute or parts[1] == OTHER_VALUE:
             continue
         if state.task == "regression":
+            regression = True
             continue
+        groups += 1
         n, pos = state.decisions.counts["n"], state.decisions.counts["positive"]
         if n >= min_group_size and n > 0:
             rates.append(pos / n)
         tp, actual = _tpr_counts(state)
         if actual >= min_group_size and actual > 0:
             tprs.append(tp / actual)
-    out: dict[str, float | None] = dict.fromkeys(
-        ("demographic_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference")
-    )
+
+    def missing(found: list[float]) -> str:
+        if regression and not groups:
+            return NOT_CLASSIFICATION
+        return FEWER_THAN_TWO_GROUPS if groups < 2 else GROUPS_BELOW_MIN_SIZE
+
+    out: dict[str, tuple[float | None, str]] = {}
     if len(rates) >= 2:
-        out["demographic_parity_difference"] = max(rates) - min(rates)
-        out["disparate_impact_ratio"] = min(rates) / max(rates) if max(rates) > 0 else None
-    if len(tprs) >= 2:
-        out["equal_opportunity_difference"] = max(tprs) - min(tprs)
+        out[_METRICS[0]] = (max(rates) - min(rates), "")
+        out[_METRICS[1]] = ((min(rates) / max(rates), "") if max(rates) > 0
+                            else (None, NO_POSITIVE_PREDICTIONS))
+    else:
+        out[_METRICS[0]] = out[_METRICS[1]] = (None, missing(rates))
+    out[_METRICS[2]] = ((max(tprs) - min(tprs), "") if len(tprs) >= 2
+                        else (None, missing(tprs)))
     return out
+
+
+def fairness_metrics(
+    states: Mapping[str, WindowState], attribute: str, *, min_group_size: int = 1
+) -> dict[str, float | None]:
+    """The three figures above for ``attribute`` from ``{segment: state}``."""
+    return {name: value for name, (value, _) in fairness_figures(
+        states, attribute, min_group_size=min_group_size).items()}
 
 
 def fairness_rows(
@@ -83,7 +132,8 @@ def fairness_rows(
     *,
     min_group_size: int = 1,
 ) -> list[MetricRow]:
-    """Rows family "fairness", segment "all", feature = attribute (``key.segment`` ignored)."""
+    """Rows family "fairness", segment "all", feature = attribute (``key.segment`` ignored);
+    a NULL value carries its ``reason``."""
     groups = [
         s
         for seg, s in states.items()
@@ -108,8 +158,9 @@ def fairness_rows(
             coverage,
             revision,
             computed_at,
+            reason,
         )
-        for metric, value in fairness_metrics(
+        for metric, (value, reason) in fairness_figures(
             states, attribute, min_group_size=min_group_size
         ).items()
     ]

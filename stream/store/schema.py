@@ -29,6 +29,7 @@ DRIFT_COLUMNS: Final = (
 METRIC_COLUMNS: Final = (
     "model_id", "model_version", "segment", "window_start", "window_end", "family", "metric",
     "feature", "value", "sample_size", "labelled_count", "coverage", "revision", "computed_at",
+    "reason",
 )  # fmt: skip
 ALERT_COLUMNS: Final = (
     "id", "fingerprint", "model_id", "rule", "metric", "feature", "segment", "window_start",

@@ -684,3 +684,26 @@ def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_th
     tick.acks.append("t")
     assert stage.commit(tick) == ["t"]  # nothing buffered: no write, the tick is acked
     assert len(table.written) == 5
+
+
+def test_fairness_without_the_attribute_as_a_segment() -> None:
+    """The protected attribute is routed for fairness although ``segments`` is empty: the
+    stream still equals the offline computation, no ``country=`` rows are written, the gaps
+    have values once groups reach ``min_group_size``, and carry a reason when they do not."""
+    settings = make_settings(segments=[], models={"m": {"protected_attribute": "country",
+                                                        "min_group_size": 5}})
+    preds, labels = make_events(300, seed=3)
+    h = Harness(settings)
+    run_all(h, preds, labels)
+    want = offline(settings, preds, labels, h.refs)
+    assert_same(h.latest(), want)
+    assert {doc["segment"] for doc in want.values()} == {"all"}
+    fair = [doc for doc in want.values() if doc["family"] == "fairness"]
+    assert fair and all(doc["value"] is not None and doc["reason"] == "" for doc in fair)
+    strict = make_settings(segments=[], models={"m": {"protected_attribute": "country",
+                                                      "min_group_size": 10_000}})
+    h = Harness(strict)
+    run_all(h, preds, labels)
+    fair = [doc for doc in h.latest().values() if doc["family"] == "fairness"]
+    assert fair and all(doc["value"] is None and doc["reason"] == "groups_below_min_size"
+                        for doc in fair)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from stream.metrics.fairness import fairness_metrics, fairness_rows
+from stream.metrics.fairness import (
+    FEWER_THAN_TWO_GROUPS,
+    GROUPS_BELOW_MIN_SIZE,
+    NO_POSITIVE_PREDICTIONS,
+    NOT_CLASSIFICATION,
+    fairness_figures,
+    fairness_metrics,
+    fairness_rows,
+)
 from stream.metrics.window import WindowState
 from stream.results import WindowKey
 
@@ -65,3 +73,39 @@ def test_multiclass_uses_the_positive_label() -> None:
     m = fairness_metrics(states, "g")
     assert m["demographic_parity_difference"] == pytest.approx(1 - 1 / 3)
     assert m["equal_opportunity_difference"] == pytest.approx(0.5)
+
+
+def test_min_group_size_by_hand_with_reasons() -> None:
+    """Rates f 12/40 = 0.3, m 30/50 = 0.6, x 1/4 (under 10: left out): parity 0.3, impact
+    0.5; TPRs f 9/12 = 0.75 (12 positives), m 10/20 = 0.5 (20): opportunity 0.25 with a
+    minimum of 10, NULL with a minimum of 15 (f has 12 labelled positives)."""
+    f_dec = [1] * 12 + [0] * 28
+    f_lab = [1] * 9 + [0] * 3 + [1] * 3 + [0] * 25  # TP 9, FN 3
+    m_dec = [1] * 30 + [0] * 20
+    m_lab = [1] * 10 + [0] * 20 + [1] * 10 + [0] * 10  # TP 10, FN 10
+    states = {"sex=f": _group(f_dec, f_lab), "sex=m": _group(m_dec, m_lab),
+              "sex=x": _group([1, 0, 0, 0], [1, 1, 1, 1])}
+    figs = fairness_figures(states, "sex", min_group_size=10)
+    assert figs["demographic_parity_difference"] == (pytest.approx(0.3), "")
+    assert figs["disparate_impact_ratio"] == (pytest.approx(0.5), "")
+    assert figs["equal_opportunity_difference"] == (pytest.approx(0.25), "")
+    figs = fairness_figures(states, "sex", min_group_size=15)
+    assert figs["demographic_parity_difference"] == (pytest.approx(0.3), "")
+    assert figs["equal_opportunity_difference"] == (None, GROUPS_BELOW_MIN_SIZE)
+    figs = fairness_figures(states, "sex", min_group_size=45)  # only m is large enough
+    assert figs["demographic_parity_difference"] == (None, GROUPS_BELOW_MIN_SIZE)
+    rows = fairness_rows(states, "sex", WindowKey("m", "v", "all", 0, 10), 1, 5,
+                         min_group_size=45)
+    assert {r.reason for r in rows} == {GROUPS_BELOW_MIN_SIZE} and {r.value for r in rows} == {None}
+
+
+def test_reasons_for_missing_groups_and_zero_rates() -> None:
+    assert fairness_figures({"all": _group([1])}, "sex")["demographic_parity_difference"] == (
+        None, FEWER_THAN_TWO_GROUPS)
+    zero = {"sex=f": _group([0, 0]), "sex=m": _group([0, 0, 0])}
+    figs = fairness_figures(zero, "sex")
+    assert figs["demographic_parity_difference"] == (0.0, "")
+    assert figs["disparate_impact_ratio"] == (None, NO_POSITIVE_PREDICTIONS)
+    reg = {"sex=f": WindowState("regression", 1), "sex=m": WindowState("regression", 1)}
+    assert fairness_figures(reg, "sex")["equal_opportunity_difference"] == (
+        None, NOT_CLASSIFICATION)
