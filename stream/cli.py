@@ -56,6 +56,25 @@ def _alerts_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from stream.backfill.run import backfill
+    from stream.references import FileReferences, TopicReferences
+    from stream.store import open_store
+
+    settings = load_settings(args.config)
+    references = (TopicReferences(settings) if args.references == "topic"
+                  else FileReferences(settings))
+    references.start()
+    try:
+        with open_store(settings) as store:
+            summary = backfill(settings, store, args.predictions, args.labels, references,
+                               args.format)
+    finally:
+        references.stop()
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tidewatch", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--timeout", type=float, help="stop after this many seconds")
     alerts.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
     alerts.set_defaults(func=_alerts_tail)
+
+    back = subparsers.add_parser(
+        "backfill", help="compute the stream's windows from files and write them to the store",
+        description="Read prediction and label events from files, validate them as the stream "
+        "does (rejects are counted, not fatal), compute every window's rows with the stream's "
+        "code and write them to the configured store (docs/backfill.md).")
+    back.add_argument("--predictions", nargs="+", required=True, metavar="FILE")
+    back.add_argument("--labels", nargs="*", default=[], metavar="FILE")
+    back.add_argument("--format", choices=["auto", "jsonl", "csv", "parquet"], default="auto",
+                      help="file format (default: from each file's suffix)")
+    back.add_argument("--references", choices=["files", "topic"], default="files",
+                      help="reference profiles from the configured reference_path files, or "
+                      "from the references topic (needs the broker)")
+    back.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    back.set_defaults(func=_backfill)
 
     add_store_commands(subparsers)
     return parser
