@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 KAFKA  := $(PY) tools/kafka/local_kafka.py
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration install kafka-jars lint typecheck bench bench-full \
+.PHONY: demo test unit integration install kafka-jars chromium lint typecheck bench bench-full \
 	bench-micro clean
 
 $(STAMP): pyproject.toml
@@ -25,7 +25,13 @@ kafka-jars: $(STAMP)
 demo: install kafka-jars
 	$(KAFKA) run --state .run/kafka-demo.json -- $(PY) -m stream.cli demo
 
-test: install kafka-jars lint typecheck
+# The report test opens the HTML in a real headless Chromium (Debian's package; as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } || \
+		{ echo "chromium is missing: run make test as root or apt-get install chromium"; exit 1; }
+
+test: install kafka-jars chromium lint typecheck
 	$(KAFKA) run --state .run/kafka-test.json -- $(PY) -m pytest -q tests
 
 unit: install

@@ -9,7 +9,12 @@ from collections.abc import Sequence
 
 from stream.config import load_settings
 from stream.errors import StreamError
+from stream.events import MAX_EPOCH_MS
 from stream.store.commands import add_store_commands
+
+
+def _timestamp_arg(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -56,6 +61,45 @@ def _alerts_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from stream.backfill.run import backfill
+    from stream.references import FileReferences, TopicReferences
+    from stream.store import open_store
+
+    settings = load_settings(args.config)
+    references = (TopicReferences(settings) if args.references == "topic"
+                  else FileReferences(settings))
+    references.start()
+    try:
+        with open_store(settings) as store:
+            summary = backfill(settings, store, args.predictions, args.labels, references,
+                               args.format)
+    finally:
+        references.stop()
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from stream.events import parse_timestamp
+    from stream.references import FileReferences
+    from stream.report.data import load_report_data
+    from stream.report.page import write_report
+    from stream.store import open_store
+
+    settings = load_settings(args.config)
+    start = parse_timestamp(args.start) if args.start is not None else 0
+    end = parse_timestamp(args.end) if args.end is not None else MAX_EPOCH_MS
+    with open_store(settings) as store:
+        data = load_report_data(store, args.model, start, end)
+    references = FileReferences(settings)  # the configured file; not the references topic
+    reference = references.get(args.model, "")
+    path = write_report(args.output or f"tidewatch-report-{args.model}.html", data, reference)
+    note = " (no rows in the range)" if data.empty else ""
+    print(f"report for {args.model}: {path.resolve()}{note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tidewatch", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +143,32 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--timeout", type=float, help="stop after this many seconds")
     alerts.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
     alerts.set_defaults(func=_alerts_tail)
+
+    back = subparsers.add_parser(
+        "backfill", help="compute the stream's windows from files and write them to the store",
+        description="Read prediction and label events from files, validate them as the stream "
+        "does (rejects are counted, not fatal), compute every window's rows with the stream's "
+        "code and write them to the configured store (docs/backfill.md).")
+    back.add_argument("--predictions", nargs="+", required=True, metavar="FILE")
+    back.add_argument("--labels", nargs="*", default=[], metavar="FILE")
+    back.add_argument("--format", choices=["auto", "jsonl", "csv", "parquet"], default="auto",
+                      help="file format (default: from each file's suffix)")
+    back.add_argument("--references", choices=["files", "topic"], default="files",
+                      help="reference profiles from the configured reference_path files, or "
+                      "from the references topic (needs the broker)")
+    back.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    back.set_defaults(func=_backfill)
+
+    report = subparsers.add_parser(
+        "report", help="one self-contained HTML page of a model's results (opens offline)")
+    report.add_argument("--model", required=True)
+    report.add_argument("--from", dest="start", type=_timestamp_arg,
+                        help="first window start: RFC 3339 or epoch ms (default: all)")
+    report.add_argument("--to", dest="end", type=_timestamp_arg,
+                        help="windows starting before this: RFC 3339 or epoch ms")
+    report.add_argument("-o", "--output", help="file (default: tidewatch-report-<model>.html)")
+    report.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
+    report.set_defaults(func=_report)
 
     add_store_commands(subparsers)
     return parser
