@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 METRICS_SQL = """
 SELECT model_id, model_version, segment, toUnixTimestamp64Milli(window_start) AS window_start,
        toUnixTimestamp64Milli(window_end) AS window_end, family, metric, feature, value,
-       sample_size, labelled_count, coverage, revision
+       sample_size, labelled_count, coverage, revision, reason
 FROM window_metrics_latest
 WHERE family != 'concept'
 """
