@@ -26,6 +26,7 @@ import orjson
 
 from stream.errors import StreamError, ValidationError
 from stream.events import VALIDATORS, EventKind
+from stream.metrics.values import parse_number
 
 Format = Literal["auto", "jsonl", "csv", "parquet"]
 FORMATS: Final = ("auto", "jsonl", "csv", "parquet")
@@ -68,17 +69,6 @@ def detect_format(path: Path, fmt: Format = "auto") -> Format:
     if found is None:
         raise BackfillError(f"{path}: cannot tell the format from the suffix; use --format")
     return found
-
-
-def _number(text: str) -> int | float | None:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +119,7 @@ def _csv_records(path: Path) -> Iterator[tuple[str, Any]]:
             if numeric is None:
                 numeric = {n for n in row if n not in _TEXT_COLUMNS
                            and not n.startswith("segments.")}
-            numeric -= {n for n in numeric if row.get(n) and _number(row[n]) is None}
+            numeric -= {n for n in numeric if row.get(n) and parse_number(row[n]) is None}
     if numeric is None:
         return
     with path.open(newline="", encoding="utf-8") as fh:
@@ -144,7 +134,7 @@ def _csv_records(path: Path) -> Iterator[tuple[str, Any]]:
                 if text is None or text == "":
                     flat[name] = None
                 elif name in numeric or name in _NUMBER_COLUMNS:
-                    number = _number(text)
+                    number = parse_number(text)
                     flat[name] = text if number is None else number
                 else:
                     flat[name] = text

@@ -23,6 +23,7 @@ from stream.metrics.calibration import Calibration
 from stream.metrics.performance import Metrics
 from stream.metrics.quality import Kind, column_kind
 from stream.metrics.sampling import FloatArray, pack, unpack
+from stream.metrics.values import parse_number
 from stream.metrics.window import WindowState, performance_metrics
 
 _RESERVED: Final = frozenset(
@@ -210,17 +211,6 @@ def _read_jsonl(path: Path) -> Iterator[Mapping[str, Any]]:
             yield _normalise(obj)
 
 
-def _to_number(text: str) -> float | int | None:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _read_csv(path: Path) -> Iterator[Mapping[str, Any]]:
     """Two streaming passes: decide which columns are numeric, then yield the events."""
     numeric: set[str] | None = None
@@ -228,7 +218,7 @@ def _read_csv(path: Path) -> Iterator[Mapping[str, Any]]:
         for r in csv.DictReader(fh):
             if numeric is None:
                 numeric = set(r) - {"request_id", "model_id", "model_version"}
-            numeric -= {n for n in numeric if r.get(n) and _to_number(r[n]) is None}
+            numeric -= {n for n in numeric if r.get(n) and parse_number(r[n]) is None}
     if numeric is None:
         return
     with path.open(newline="", encoding="utf-8") as fh:
@@ -238,7 +228,7 @@ def _read_csv(path: Path) -> Iterator[Mapping[str, Any]]:
                 if text in ("", None):
                     event[name] = None
                 else:
-                    event[name] = _to_number(text) if name in numeric else text
+                    event[name] = parse_number(text) if name in numeric else text
             yield _normalise(event)
 
 

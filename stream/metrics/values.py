@@ -69,3 +69,16 @@ def lookup(scores: Mapping[Any, Any], key: str) -> Any:
         if class_key(k) == key:
             return v
     return None
+
+
+def parse_number(text: str) -> int | float | None:
+    """A CSV cell as a number (int before float), or None if it is not one: the reference
+    reader and the backfill reader type their columns with the same rule."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
