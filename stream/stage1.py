@@ -241,7 +241,6 @@ class PartitionStage:
                 self.early_pending -= 1
                 labelled.setdefault(wid, []).append(new)
                 self.counters["joined_early_labels"] += 1
-            if entry is not None:
                 new.label_pack = entry.label_pack
             self.joins.put(request_id, new, "p", offset)
             self._expire_later(new, request_id)
