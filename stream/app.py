@@ -183,9 +183,8 @@ def create_app(
             flow_control(stage)
         await backpressure()
 
-    acks1: InOrderAcks | None = None
-    acks2: InOrderAcks | None = None
-    acks3: InOrderAcks | None = None
+    #: Each agent's in-order acks, by agent name (revoked partitions are forgotten there).
+    ack_orders: dict[str, InOrderAcks] = {}
     # Offsets Faust did not hand over are read beside it (see stream.contiguity).
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name(),
@@ -213,6 +212,13 @@ def create_app(
             if not isinstance(event, RefetchedEvent):  # Faust never saw those
                 await stream.ack(event)
         return ack
+
+    def manual_acks(name: str, stream: Any) -> tuple[Any, InOrderAcks, AckAfterDelivery]:
+        """An agent's stream with manual acks: acked in offset order, each once the table
+        writes before it are delivered (stream.acks, stream.durable)."""
+        manual = stream.noack()
+        in_order = ack_orders[name] = InOrderAcks(acker(manual))
+        return manual, in_order, AckAfterDelivery(in_order.done)
 
     async def contiguous(stream: Any, in_order: InOrderAcks) -> Any:
         """The stream's events, each partition's offsets without holes or repeats."""
@@ -270,10 +276,7 @@ def create_app(
 
     @app.agent(inputs, name="stage1", concurrency=1, supervisor_strategy=CRASH)
     async def stage1_agent(stream: Any) -> None:
-        nonlocal acks1
-        manual = stream.noack()
-        in_order = acks1 = InOrderAcks(acker(manual))
-        acks = AckAfterDelivery(in_order.done)
+        manual, in_order, acks = manual_acks("stage1", stream)
         async for event in contiguous(manual, in_order):
             if event.message.topic in (topics.predictions, topics.labels):
                 await process1(event, acks)
@@ -282,10 +285,7 @@ def create_app(
 
     @app.agent(partials, name="stage2", concurrency=1, supervisor_strategy=CRASH)
     async def stage2_agent(stream: Any) -> None:
-        nonlocal acks2
-        manual = stream.noack()
-        in_order = acks2 = InOrderAcks(acker(manual))
-        acks = AckAfterDelivery(in_order.done)
+        manual, in_order, acks = manual_acks("stage2", stream)
         async for event in contiguous(manual, in_order):
             partition = event.message.partition
             merge = merges.get(partition)
@@ -333,10 +333,7 @@ def create_app(
 
         @app.agent(windows_topic, name="alerts", concurrency=1, supervisor_strategy=CRASH)
         async def alerts_agent(stream: Any) -> None:
-            nonlocal acks3
-            manual = stream.noack()
-            in_order = acks3 = InOrderAcks(acker(manual))
-            acks = AckAfterDelivery(in_order.done)
+            manual, in_order, acks = manual_acks("alerts", stream)
             async for event in contiguous(manual, in_order):
                 await publisher.handle(event.message.key, event.value)
                 await acks.after(writes3.take(), [event])
@@ -355,9 +352,8 @@ def create_app(
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
         contiguity.forget(revoked)
-        for acks in (acks1, acks2, acks3):
-            if acks is not None:
-                acks.forget(revoked)
+        for in_order in ack_orders.values():
+            in_order.forget(revoked)
         for tp in revoked:
             if tp.topic == topics.predictions:
                 stage = stages.pop(tp.partition, None)
