@@ -37,6 +37,7 @@ from stream.config import Settings
 from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.eventtime import CatchUp
+from stream.flow import AppendClock, hold_predictions
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.joinstore import join_index
 from stream.sink import decode_results, encode_results, encode_window
@@ -158,16 +159,36 @@ def create_app(
 
     paused: set[TP] = set()
 
-    def flow_control(stage: PartitionStage) -> None:
-        """Pause this partition's labels while too many wait for their predictions."""
-        tp = TP(topics.labels, stage.partition)
-        verdict = stage.labels_too_far_ahead()
-        if verdict and tp not in paused:
+    appended = AppendClock()
+
+    def set_paused(tp: TP, pause: bool | None) -> None:
+        if pause and tp not in paused:
             app.consumer.pause_partitions({tp})
             paused.add(tp)
-        elif verdict is False and tp in paused:
+        elif pause is False and tp in paused:
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
+
+    def unread(tp: TP) -> int:
+        """Messages on ``tp`` the agent has not processed (0 when not known)."""
+        expected = contiguity.expected(tp)
+        try:
+            highwater = app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more)
+            return 0
+        return 0 if expected is None or highwater is None else max(highwater - expected, 0)
+
+    def flow_control(stage: PartitionStage) -> None:
+        """Pause this partition's labels while too many wait for their predictions, and its
+        predictions while labels appended before them wait unread (stream.flow)."""
+        p = stage.partition
+        labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
+        set_paused(labels, stage.labels_too_far_ahead())
+        labels_unread = unread(labels)
+        stage.labels_caught_up = labels_unread == 0
+        set_paused(predictions, hold_predictions(
+            appended.get(topics.predictions, p), appended.get(topics.labels, p),
+            labels_unread, labels in paused))
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
@@ -242,6 +263,7 @@ def create_app(
         message = event.message
         stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
+        appended.processed(message.topic, message.partition, getattr(message, "timestamp", None))
         decoded = await ingest.handle(event.value, message.key, source)
         if not decoded.valid:
             await acks.after(writes1.take(), [event])
@@ -351,6 +373,8 @@ def create_app(
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
+        for tp in revoked:
+            appended.forget(tp.topic, tp.partition)
         contiguity.forget(revoked)
         for in_order in ack_orders.values():
             in_order.forget(revoked)

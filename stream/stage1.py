@@ -103,6 +103,11 @@ class PartitionStage:
         #: Labels whose prediction has not come (no model clock yet): they expire by the
         #: newest prediction time of any model here.
         self.early_expiry: list[tuple[int, bytes]] = []
+        #: Per model, the newest label time read here (labels say their model).
+        self.label_ts: dict[str, int] = {}
+        #: Whether every label message on this partition has been read (the agent says so
+        #: after each message, :mod:`stream.flow`; True where nobody tells, as in tests).
+        self.labels_caught_up = True
         #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
         self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
@@ -293,6 +298,9 @@ class PartitionStage:
                 else:  # a replay: in the labelled side already; its pack written again
                     self.joins.touch(entry.label_pack)
                 continue
+            model_id = event["model_id"]
+            if lts > self.label_ts.get(model_id, 0):
+                self.label_ts[model_id] = lts
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
             self.joins.put(request_id, entry, "l", offset)
             if entry.window is None:
@@ -368,10 +376,12 @@ class PartitionStage:
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
-        self._expire()
+        self._expire(plan)
         if heartbeat or plan.closed_through:
             plan.broadcast.append(encode_frame("progress", self.partition, {
                 "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())
+                       if not c.idle},
+                "hz": {m: c.horizon_ts for m, c in sorted(self.clocks.items())
                        if not c.idle},
                 "cu": self.caught_up}, {}))
         return plan
@@ -400,12 +410,28 @@ class PartitionStage:
         header = {"wid": wid.as_list(), "lab": perf.labelled, "late": perf.late}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
-    def _expire(self) -> None:
+    def horizon_clocks(self) -> None:
+        """Move each model's label-horizon clock: its prediction event time, held back to
+        its newest label time while labels wait unread on this partition.
+
+        Catching up on a backlog, the predictions can be read far ahead of the labels
+        that were sent with them (:mod:`stream.flow` pauses them, but what is already
+        fetched still comes). An entry dropped on the predictions' clock alone would lose
+        those labels; held until the labels are read as far, it joins them as a live
+        worker would. Never goes back."""
+        for model_id, clock in self.clocks.items():
+            gate = clock.max_ts if self.labels_caught_up else min(
+                clock.max_ts, self.label_ts.get(model_id, 0))
+            clock.horizon_ts = max(clock.horizon_ts, gate)
+
+    def _expire(self, plan: Plan) -> None:
         """Drop entries past the label horizon (or early labels past their TTL).
 
-        The clock is each model's prediction event time (for early labels, the newest of
-        any model's): label times say when an outcome was observed (often long after), and
-        would expire labels whose predictions are merely still in flight."""
+        The clock is each model's horizon clock (:meth:`horizon_clocks`; for early labels,
+        the newest prediction time of any model): label times say when an outcome was
+        observed (often long after), and would expire labels whose predictions are merely
+        still in flight."""
+        self.horizon_clocks()
         due: list[tuple[int, bytes]] = []
         for clock in self.clocks.values():
             due.extend(clock.due())
@@ -424,10 +450,13 @@ class PartitionStage:
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
-        for wid in list(self.perf):
+        for wid, perf in list(self.perf.items()):
             model = self.clocks.get(wid.model_id)
-            past = model is not None and wid.end(self.size_ms) < model.max_ts - self.horizon_ms
+            past = model is not None and (
+                wid.end(self.size_ms) < model.horizon_ts - self.horizon_ms)
             if past and wid not in self.open:
+                if perf.dirty:  # its last labels, before the window is forgotten
+                    plan.frames.append(self._perf_frame(wid, perf, plan))
                 del self.perf[wid]
 
     def labels_too_far_ahead(self) -> bool | None:
