@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stream.durable import AckAfterDelivery, ChangelogWriteFailed, WriteLog
+from stream.runtime.durable import AckAfterDelivery, ChangelogWriteFailed, WriteLog
 
 
 def run(coro: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream import faust_fixes
+from stream.runtime import faust_fixes
 
 
 class FakeConsumer:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import mode
 
-from stream.app import create_app
 from stream.config import Settings, load_settings
-from stream.contiguity import BrokerReader
-from stream.durable import TrackedTable
 from stream.references import FileReferences
-from stream.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
-from stream.worker import MonitorWorker
-from tests.unit.test_shutdown import ExitRecorder
+from stream.runtime.app import create_app
+from stream.runtime.contiguity import BrokerReader
+from stream.runtime.durable import TrackedTable
+from stream.runtime.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
+from stream.runtime.worker import MonitorWorker
+from tests.unit.runtime.test_shutdown import ExitRecorder
 
 
 def reader(settings: Settings) -> BrokerReader:

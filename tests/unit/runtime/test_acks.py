@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from stream.acks import InOrderAcks
+from stream.runtime.acks import InOrderAcks
 
 
 @dataclass(frozen=True)
