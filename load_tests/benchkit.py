@@ -277,7 +277,7 @@ def wait_ready(workers: list[Worker], topic: str, partitions: int,
         time.sleep(1)
 
 
-#: The worker's Faust tables (stream/app.py); their changelogs are created before it starts.
+#: The worker's Faust tables (stream/runtime/app.py); their changelogs are created before it starts.
 TABLES = ("joins", "progress", "perf", "finals")
 
 

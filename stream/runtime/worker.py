@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class MonitorWorker(Worker):
-    """Faust's worker, with a bound on its stop (see :mod:`stream.shutdown`).
+    """Faust's worker, with a bound on its stop (see :mod:`stream.runtime.shutdown`).
 
     Every stop passes through ``on_stop``: SIGTERM, SIGINT, and an agent's crash, which stops
-    the worker from within (``CRASH`` in :mod:`stream.app`).
+    the worker from within (``CRASH`` in :mod:`stream.runtime.app`).
     """
 
     def __init__(self, *args: Any, watchdog: ShutdownWatchdog, **kwargs: Any) -> None:

@@ -179,7 +179,7 @@ def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference:
         produce(settings, preds, labels)
         diff = wait_for_results(reader, want, procs)
         assert not diff, "\n".join([*diff[:20], *(p.diagnose() for p in procs)])
-        # The tail check (stream.contiguity) relies on reading the Kafka client's position
+        # The tail check (stream.runtime.contiguity) relies on reading the Kafka client's position
         # from Faust's internals: it must still be there.
         for proc in procs:
             positions = (proc.stats() or {})["offsets"]["positions"]

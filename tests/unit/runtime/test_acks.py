@@ -1,4 +1,4 @@
-"""Acks go to Faust only as an in-order prefix per partition (see stream/acks.py for why)."""
+"""Acks go to Faust only as an in-order prefix per partition (stream/runtime/acks.py: why)."""
 
 from __future__ import annotations
 

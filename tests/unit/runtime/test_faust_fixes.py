@@ -1,4 +1,4 @@
-"""A paused partition stays paused when Faust's stream buffer drains (stream/faust_fixes.py)."""
+"""A paused partition stays paused when Faust's stream buffer drains (runtime/faust_fixes.py)."""
 
 from __future__ import annotations
 
