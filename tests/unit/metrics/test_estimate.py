@@ -17,10 +17,11 @@ from stream.metrics.estimate import (
     estimate_rows,
     window_estimates,
 )
+from stream.metrics.performance import performance_metrics
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.scorebins import ScoreBins, bin_index
 from stream.metrics.synthetic import SHIFTS, binary_sample, multiclass_sample
-from stream.metrics.window import WindowState, performance_metrics
+from stream.metrics.window import WindowState
 
 
 def _binary_state(probs: np.ndarray, labels: np.ndarray | None = None, decisions: Any = None,
