@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Mapping
 from typing import Any
 
@@ -283,11 +282,3 @@ def test_one_class_reference_and_version_1_profiles_are_uncalibrated() -> None:
     del meta["calibration"]
     old = ReferenceProfile.from_bytes(pack(meta, arrays))
     assert old.calibration is None and old.columns == labelled.columns
-
-
-@pytest.mark.parametrize("module", ["estimate", "calibration", "scorebins", "synthetic", "values"])
-def test_docstring_examples(module: str) -> None:
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"stream.metrics.{module}"))
-    assert result.attempted > 0 and result.failed == 0
