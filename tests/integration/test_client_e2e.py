@@ -18,7 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from stream.client import MonitorClient
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .workers import make_settings

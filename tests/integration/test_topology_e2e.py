@@ -17,10 +17,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from stream.client import MonitorClient
 from stream.config import Settings
 from stream.offline import offline_results
 from stream.references import FileReferences
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .workers import WorkerProcess, free_port, make_settings

@@ -44,7 +44,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from stream.config import Settings
 from stream.errors import DeliveryError, ValidationError
 from stream.events import validate_label, validate_prediction
-from stream.partitioning import partition_for
+from stream.sdk.partitioning import partition_for
 from stream.topics import confluent_config
 
 ErrorCallback = Callable[[KafkaError, Message], None]
