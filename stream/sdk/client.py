@@ -2,7 +2,7 @@
 
 Why batches: a Python consumer spends most of its time on per-message overhead, so the SDK
 packs events that share a partition into one message holding a JSON array. It picks the
-partition itself with Kafka's murmur2 (:mod:`stream.partitioning`), the same function the
+partition itself with Kafka's murmur2 (:mod:`stream.sdk.partitioning`), the same function the
 worker's side uses, so a prediction and its label always meet on one partition.
 
 Failures are never silent: delivery errors are counted, passed to ``on_error`` if given, and

@@ -7,10 +7,10 @@ break a circle, it only hides it, so the circle check sees them all.
 Layers, each importing only those it lists (see docs/layout.md):
 
 - ground: ``errors``, ``config``, ``results``: the vocabulary everything shares;
-- base: the event contracts and Kafka plumbing (``events``, ``topics``, ``partitioning``);
+- base: the event contracts and Kafka plumbing (``events``, ``topics``);
 - metrics: pure statistics; besides itself only the ground (no Kafka, Faust or database);
 - store: ClickHouse (server and embedded); besides itself only the ground;
-- sdk: the producer client for services; no domain, no runtime;
+- sdk: the producer client for services (``sdk/``); no domain, no runtime;
 - domain: ingest, join, windows, merge, alerts, report, backfill;
 - runtime: Faust (the only layer that may import ``faust``, ``mode`` or ``aiokafka``);
 - commands: the command line and the demo, on top of everything.
@@ -32,10 +32,10 @@ PACKAGE = ROOT / "stream"
 #: Layer -> module names; a name covers the module and, for a package, everything under it.
 LAYERS: dict[str, tuple[str, ...]] = {
     "ground": ("stream", "stream.errors", "stream.config", "stream.results"),
-    "base": ("stream.events", "stream.topics", "stream.partitioning"),
+    "base": ("stream.events", "stream.topics"),
     "metrics": ("stream.metrics",),
     "store": ("stream.store",),
-    "sdk": ("stream.client",),
+    "sdk": ("stream.sdk",),
     "domain": (
         "stream.ingest",
         "stream.join",
