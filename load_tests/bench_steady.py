@@ -53,8 +53,8 @@ from load_tests.benchkit import (
     start_workers,
     write_config,
 )
-from stream.client import MonitorClient
-from stream.partitioning import partition_for
+from stream.sdk.client import MonitorClient
+from stream.sdk.partitioning import partition_for
 from stream.topics import internal_topics
 
 MODELS = 6

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stream.client import MonitorClient  # noqa: E402
 from stream.config import Settings, load_settings  # noqa: E402
+from stream.sdk.client import MonitorClient  # noqa: E402
 from stream.topics import confluent_config, ensure_topics  # noqa: E402
 
 PY = sys.executable
@@ -277,7 +277,7 @@ def wait_ready(workers: list[Worker], topic: str, partitions: int,
         time.sleep(1)
 
 
-#: The worker's Faust tables (stream/app.py); their changelogs are created before it starts.
+#: The worker's Faust tables (stream/runtime/app.py); their changelogs are created before it starts.
 TABLES = ("joins", "progress", "perf", "finals")
 
 

@@ -27,10 +27,12 @@ import orjson
 
 from stream.config import Settings
 from stream.metrics.estimate import RECONCILIATION_SUFFIXES, revision_estimate_rows
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.fairness import fairness_rows
+from stream.metrics.performance import performance_metrics
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, split_segment
-from stream.metrics.window import WindowState, evaluate_window, performance_metrics
+from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
 from stream.windows import Frame, WindowId, decode_frame
 

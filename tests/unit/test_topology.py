@@ -17,9 +17,9 @@ import pytest
 from stream.config import Settings, load_settings
 from stream.joinstore import pack_key
 from stream.offline import offline_results
-from stream.partitioning import partition_for
 from stream.references import FileReferences
 from stream.results import WindowResults
+from stream.sdk.partitioning import partition_for
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage
 

@@ -2,7 +2,7 @@
 
 Why batches: a Python consumer spends most of its time on per-message overhead, so the SDK
 packs events that share a partition into one message holding a JSON array. It picks the
-partition itself with Kafka's murmur2 (:mod:`stream.partitioning`), the same function the
+partition itself with Kafka's murmur2 (:mod:`stream.sdk.partitioning`), the same function the
 worker's side uses, so a prediction and its label always meet on one partition.
 
 Failures are never silent: delivery errors are counted, passed to ``on_error`` if given, and
@@ -44,7 +44,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from stream.config import Settings
 from stream.errors import DeliveryError, ValidationError
 from stream.events import validate_label, validate_prediction
-from stream.partitioning import partition_for
+from stream.sdk.partitioning import partition_for
 from stream.topics import confluent_config
 
 ErrorCallback = Callable[[KafkaError, Message], None]

@@ -30,21 +30,21 @@ import orjson
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from stream import faust_fixes
-from stream.acks import InOrderAcks
 from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
-from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
-from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.eventtime import CatchUp
 from stream.flow import AppendClock, hold_predictions
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.joinstore import join_index
+from stream.runtime import faust_fixes
+from stream.runtime.acks import InOrderAcks
+from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
+from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
+from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
-from stream.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
 log = logging.getLogger(__name__)
