@@ -1,8 +1,9 @@
 """Stage 1, one per input partition: join, open windows, watermark, close, revisions.
 
 Where the heavy per-event work happens (next to the events). Pure logic: the Faust agent
-(:mod:`stream.app`) feeds it decoded batches and ticks, sends the frames it plans, then calls
-:meth:`PartitionStage.commit`, which takes checkpoints and returns the messages to ack.
+(:mod:`stream.runtime.app`) feeds it decoded batches and ticks, sends the frames it plans,
+then calls :meth:`PartitionStage.commit`, which takes checkpoints and returns the messages
+to ack.
 
 No loss, no double count, without Kafka transactions:
 
@@ -106,7 +107,7 @@ class PartitionStage:
         #: Per model, the newest label time read here (labels say their model).
         self.label_ts: dict[str, int] = {}
         #: Whether every label message on this partition has been read (the agent says so
-        #: after each message, :mod:`stream.flow`; True where nobody tells, as in tests).
+        #: after each message, :mod:`stream.runtime.flow`; True where nobody tells, as in tests).
         self.labels_caught_up = True
         #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
         self.caught_up: float | None = None
@@ -415,7 +416,7 @@ class PartitionStage:
         its newest label time while labels wait unread on this partition.
 
         Catching up on a backlog, the predictions can be read far ahead of the labels
-        that were sent with them (:mod:`stream.flow` pauses them, but what is already
+        that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is already
         fetched still comes). An entry dropped on the predictions' clock alone would lose
         those labels; held until the labels are read as far, it joins them as a live
         worker would. Never goes back."""

@@ -33,13 +33,13 @@ from faust.web import Request, Response, View
 from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
 from stream.eventtime import CatchUp
-from stream.flow import AppendClock, hold_predictions
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.joinstore import join_index
 from stream.runtime import faust_fixes
 from stream.runtime.acks import InOrderAcks
 from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
+from stream.runtime.flow import AppendClock, hold_predictions
 from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 # An agent that raises stops the whole worker (non-zero exit) instead of being restarted in
 # place, as Faust does by default. A restarted agent would start with fresh in-order ack
 # bookkeeping while the message it failed on stays unacked: acking the messages after it lets
-# Faust commit past it (see stream.acks), and it would be lost. A worker that exits is
+# Faust commit past it (see stream.runtime.acks), and it would be lost. A worker that exits is
 # restarted by its supervisor (systemd, Kubernetes, compose) and reads again everything
 # unacked. The error says why in the log.
 CRASH = mode.CrashingSupervisor
@@ -83,7 +83,7 @@ def create_app(
 ) -> faust.App:
     """Build the worker's Faust app; ``sources`` is the input topics' partition count.
 
-    ``reader`` reads what Faust did not hand over (see :mod:`stream.contiguity`); the caller
+    ``reader`` reads what Faust did not hand over (see :mod:`stream.runtime.contiguity`); the caller
     owns it and closes it when the app has stopped."""
     faust_fixes.apply()
     worker = settings.worker
@@ -120,7 +120,7 @@ def create_app(
     alerts_on = settings.alerts.enabled
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
-    # What each agent must see delivered before it acks (see stream.durable).
+    # What each agent must see delivered before it acks (see stream.runtime.durable).
     writes1, writes2 = WriteLog(), WriteLog()
 
     store_options: dict[str, Any] = {}
@@ -180,7 +180,7 @@ def create_app(
 
     def flow_control(stage: PartitionStage) -> None:
         """Pause this partition's labels while too many wait for their predictions, and its
-        predictions while labels appended before them wait unread (stream.flow)."""
+        predictions while labels appended before them wait unread (stream.runtime.flow)."""
         p = stage.partition
         labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
         set_paused(labels, stage.labels_too_far_ahead())
@@ -206,7 +206,7 @@ def create_app(
 
     #: Each agent's in-order acks, by agent name (revoked partitions are forgotten there).
     ack_orders: dict[str, InOrderAcks] = {}
-    # Offsets Faust did not hand over are read beside it (see stream.contiguity).
+    # Offsets Faust did not hand over are read beside it (see stream.runtime.contiguity).
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name(),
                                      windows_topic.get_topic_name()})
@@ -236,7 +236,7 @@ def create_app(
 
     def manual_acks(name: str, stream: Any) -> tuple[Any, InOrderAcks, AckAfterDelivery]:
         """An agent's stream with manual acks: acked in offset order, each once the table
-        writes before it are delivered (stream.acks, stream.durable)."""
+        writes before it are delivered (stream.runtime.acks, stream.runtime.durable)."""
         manual = stream.noack()
         in_order = ack_orders[name] = InOrderAcks(acker(manual))
         return manual, in_order, AckAfterDelivery(in_order.done)

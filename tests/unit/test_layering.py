@@ -35,7 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("stream.events", "stream.topics"),
     "metrics": ("stream.metrics",),
     "store": ("stream.store",),
-    "sdk": ("stream.sdk",),
+    "sdk": ("stream.sdk", "stream.client"),
     "domain": (
         "stream.ingest",
         "stream.join",

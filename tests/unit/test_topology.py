@@ -155,7 +155,7 @@ class Harness:
                 if topic == "partials":
                     self._run2(part, self.stage2[part].on_frame(msg.value, msg))
                 elif topic == "predictions":
-                    # as the agent says after each message (stream.flow)
+                    # as the agent says after each message (stream.runtime.flow)
                     self.stage1[part].labels_caught_up = self.labels_read(part)
                     self._run1(part, self.stage1[part].on_predictions(msg.value, msg.offset,
                                                                       msg))
