@@ -353,12 +353,13 @@ def last_window_results(bootstrap: str, topic: str, last_ws: int,
                 continue
             quiet_since = time.monotonic()
             for msg in good:
-                records += 1
-                ws = orjson.loads(msg.value() or b"{}").get("window_start")
-                windows.add(ws)
-                if ws == last_ws:
-                    at = msg.timestamp()[1] / 1000
-                    seen_at = at if seen_at is None else max(seen_at, at)
+                for doc in orjson.loads(msg.value() or b"[]"):  # one record per window
+                    records += 1
+                    ws = doc.get("window_start")
+                    windows.add(ws)
+                    if ws == last_ws:
+                        at = msg.timestamp()[1] / 1000
+                        seen_at = at if seen_at is None else max(seen_at, at)
     finally:
         consumer.close()
     return seen_at, records, len(windows)

@@ -213,6 +213,10 @@ class PartitionStage:
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
         first_late: list[WindowId] = []
+        # Per (start, model, version) seen in this message: the window, its JSON form and
+        # its entries' expiry time (a message's events share one or two windows).
+        windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
+        size_ms, segment_keys = self.size_ms, self.segment_keys
         for index, event in enumerate(events):
             pos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -224,9 +228,28 @@ class PartitionStage:
                 clock.last_data = now
                 resumed |= clock.idle
                 clock.idle = False
-            wid = WindowId(window_start(ts, self.size_ms), model_id, event["model_version"])
+            start = ts - ts % size_ms
+            known = windows.get((start, model_id, event["model_version"]))
+            if known is None:
+                wid = WindowId(start, model_id, event["model_version"])
+                known = windows[(start, model_id, wid.model_version)] = (
+                    wid, wid.as_list(), start + size_ms + self.horizon_ms)
+            wid = known[0]
             entry = self.joins.get(request_id)
-            closed = wid.end(self.size_ms) <= clock.closed_through
+            closed = start + size_ms <= clock.closed_through
+            if entry is None:  # the usual case: a new request, no label yet
+                outcome, segments = prediction_fields(event, segment_keys)
+                self.joins.put_prediction(request_id, {
+                    "p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
+                    "ts": ts, "o": outcome, "s": segments, "late": closed}, offset)
+                clock.expire_later(known[2], request_id)
+                if ts > clock.max_ts:
+                    clock.max_ts = ts
+                if closed:
+                    self._count_late(wid, first_late)
+                else:
+                    by_window.setdefault(wid, []).append(event)
+                continue
             if entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
@@ -252,14 +275,7 @@ class PartitionStage:
             self._expire_later(new, request_id)
             clock.max_ts = max(clock.max_ts, ts)
             if closed:
-                # Counted in the window's late_events row (stage 2 creates the window's
-                # rows if it never had an on-time event): nothing consumed goes uncounted.
-                self.counters["late_predictions"] += 1
-                perf = self._perf_window(wid)
-                if perf.late == 0:  # logged once per window: the first late one says why
-                    first_late.append(wid)
-                perf.late += 1
-                perf.dirty = True
+                self._count_late(wid, first_late)
             else:
                 by_window.setdefault(wid, []).append(event)
         for wid in first_late:
@@ -283,6 +299,16 @@ class PartitionStage:
         if not by_window:
             plan.acks.append(handle)
         return plan
+
+    def _count_late(self, wid: WindowId, first_late: list[WindowId]) -> None:
+        """Counted in the window's late_events row (stage 2 creates the window's rows if it
+        never had an on-time event): nothing consumed goes uncounted."""
+        self.counters["late_predictions"] += 1
+        perf = self._perf_window(wid)
+        if perf.late == 0:  # logged once per window: the first late one says why
+            first_late.append(wid)
+        perf.late += 1
+        perf.dirty = True
 
     def on_labels(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
@@ -445,7 +471,7 @@ class PartitionStage:
                 continue
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            self.joins.drop(request_id)
+            self.joins.drop(request_id, entry)
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1

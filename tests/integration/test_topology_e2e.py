@@ -75,18 +75,18 @@ class ResultsReader:
             msg = self.consumer.poll(0.2)
             if msg is None or msg.error() is not None:
                 continue
-            doc = orjson.loads(msg.value())
-            if doc.get("family") == "concept":
-                continue  # the alert evaluator's rows (stream.alerts), not stage 2's
-            doc.pop("kind")
-            doc.pop("computed_at")
-            for name in ("statistic", "value"):
-                if isinstance(doc.get(name), str):
-                    doc[name] = float(doc[name])
-            self.records += 1
-            key = ident(doc)
-            if key not in self.rows or self.rows[key]["revision"] <= doc["revision"]:
-                self.rows[key] = doc
+            for doc in orjson.loads(msg.value()):  # one record per window
+                if doc.get("family") == "concept":
+                    continue  # the alert evaluator's rows (stream.alerts), not stage 2's
+                doc.pop("kind")
+                doc.pop("computed_at")
+                for name in ("statistic", "value"):
+                    if isinstance(doc.get(name), str):
+                        doc[name] = float(doc[name])
+                self.records += 1
+                key = ident(doc)
+                if key not in self.rows or self.rows[key]["revision"] <= doc["revision"]:
+                    self.rows[key] = doc
 
     def close(self) -> None:
         self.consumer.close()
