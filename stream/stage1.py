@@ -529,7 +529,10 @@ class PartitionStage:
                 c.waiting() for c in self.clocks.values()),
             "early_labels_waiting": self.early_pending,
             "caught_up": self.caught_up,
+            "labels_caught_up": self.labels_caught_up,
             "models": {m: {"closed_through": c.closed_through, "max_event_time": c.max_ts,
+                           "horizon_clock": c.horizon_ts,
+                           "newest_label": self.label_ts.get(m),
                            "idle": c.idle} for m, c in sorted(self.clocks.items())},
             **self.counters,
         }

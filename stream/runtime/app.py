@@ -169,14 +169,21 @@ def create_app(
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
 
-    def unread(tp: TP) -> int:
-        """Messages on ``tp`` the agent has not processed (0 when not known)."""
+    #: Per partition, the labels partition's end as the broker said on the last tick (the
+    #: fetcher's high watermark stands still while the partition is paused).
+    labels_ends: dict[int, int] = {}
+
+    def labels_unread(partition: int) -> int | None:
+        """Label messages on the partition the agent has not processed (None: not known)."""
+        tp = TP(topics.labels, partition)
         expected = contiguity.expected(tp)
+        if expected is None:
+            return None
         try:
-            highwater = app.consumer.highwater(tp)
+            highwater = app.consumer.highwater(tp) or 0
         except Exception:  # not assigned (any more)
-            return 0
-        return 0 if expected is None or highwater is None else max(highwater - expected, 0)
+            highwater = 0
+        return max(max(highwater, labels_ends.get(partition, 0)) - expected, 0)
 
     def flow_control(stage: PartitionStage) -> None:
         """Pause this partition's labels while too many wait for their predictions, and its
@@ -184,11 +191,11 @@ def create_app(
         p = stage.partition
         labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
         set_paused(labels, stage.labels_too_far_ahead())
-        labels_unread = unread(labels)
-        stage.labels_caught_up = labels_unread == 0
+        unread = labels_unread(p)
+        stage.labels_caught_up = unread == 0  # not known: not caught up
         set_paused(predictions, hold_predictions(
             appended.get(topics.predictions, p), appended.get(topics.labels, p),
-            labels_unread, labels in paused))
+            unread or 0, labels in paused))
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
@@ -291,6 +298,12 @@ def create_app(
             for item in await contiguity.catch_up(tp, highwater, taken_to):
                 in_order.register(item)
                 await process1(item, acks)
+        # Where the labels partition ends, and where the agent stands on it (from the
+        # committed offset if no label came yet): whether labels wait unread (stream.flow).
+        tp = TP(topics.labels, partition)
+        await contiguity.start(tp, topics.labels, partition)
+        labels_ends[partition] = await asyncio.to_thread(reader.end_offset, topics.labels,
+                                                         partition)
         stage = stage_for(partition)
         plan = stage.tick(await caught_up(partition))
         plan.acks.append(event)
@@ -375,6 +388,8 @@ def create_app(
         paused.difference_update(revoked)
         for tp in revoked:
             appended.forget(tp.topic, tp.partition)
+            if tp.topic == topics.labels:
+                labels_ends.pop(tp.partition, None)
         contiguity.forget(revoked)
         for in_order in ack_orders.values():
             in_order.forget(revoked)

@@ -190,7 +190,9 @@ class Contiguity:
         self._seen: dict[Any, float] = {}  # when the partition last had a message
         self.counters: Counter[str] = Counter()
 
-    async def _start(self, tp: Any, topic: str, partition: int) -> int:
+    async def start(self, tp: Any, topic: str, partition: int) -> int:
+        """The next offset the agent expects on ``tp``; the group's committed offset (read
+        from the broker) if nothing came since the assignment."""
         expected = self._next.get(tp)
         if expected is None:
             starts = await asyncio.to_thread(self._reader.start_offsets, [(topic, partition)])
@@ -217,7 +219,7 @@ class Contiguity:
         tp = message.tp
         if message.topic not in self._topics:
             return []
-        expected = await self._start(tp, message.topic, message.partition)
+        expected = await self.start(tp, message.topic, message.partition)
         if message.offset < expected:
             self.counters["redelivered_skipped"] += 1
             return None
@@ -240,7 +242,7 @@ class Contiguity:
         topic, partition = tp.topic, tp.partition
         if topic not in self._topics or highwater is None or taken_to is None:
             return []
-        expected = await self._start(tp, topic, partition)
+        expected = await self.start(tp, topic, partition)
         if (highwater <= expected or taken_to < highwater
                 or self._clock() - self._seen[tp] < self._quiet_s):
             return []
