@@ -206,6 +206,9 @@ class AlertSettings(_Frozen):
     coverage_ratio: float = Field(default=0.1, gt=0, lt=1)
     #: Windows kept per alert for late revisions and out-of-order windows.
     history_windows: int = Field(default=32, ge=4)
+    #: Dead-letter rate: when set, the default rule ``dead_letter_rate`` fires on a window
+    #: whose ``ingest``/``rejected_share`` exceeds it (off by default: docs/alerts.md).
+    dead_letter_share: float | None = Field(default=None, ge=0, lt=1)
 
 
 class Settings(_Frozen):
