@@ -270,9 +270,34 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()
         print(f"\n[demo] worker stopped. Query the results yourself, e.g.:\n"
               f"  .venv/bin/tidewatch sql --config {config} "
               "\"SELECT * FROM window_metrics_latest LIMIT 10\"")
+        _write_report(settings, config)
+
+
+def _write_report(settings: Settings, config: Path) -> Path | None:
+    """The HTML report of the run, written once the worker has let go of the embedded store
+    (it holds the folder while it runs); says where, or why not."""
+    from stream.errors import StreamError
+    from stream.events import MAX_EPOCH_MS
+    from stream.references import FileReferences
+    from stream.report.data import load_report_data
+    from stream.report.page import write_report
+    from stream.store import open_store
+
+    try:
+        with open_store(settings) as store:
+            data = load_report_data(store, DEMO_MODEL, 0, MAX_EPOCH_MS)
+        reference = FileReferences(settings).get(DEMO_MODEL, "")
+        path = write_report(DEMO_DIR / "report.html", data, reference).resolve()
+    except (StreamError, OSError) as exc:
+        print(f"[demo] no report: {exc}")
+        return None
+    print(f"[demo] report: {path} (open it in a browser; again with .venv/bin/tidewatch "
+          f"report --config {config} --model {DEMO_MODEL})")
+    return path
 
 
 def _wait_for_windows(settings: Settings, windows: int, labels: int,

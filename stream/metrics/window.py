@@ -31,6 +31,7 @@ from stream.metrics.values import argmax as _argmax
 from stream.metrics.values import as_number, as_probability, class_key
 from stream.metrics.values import lookup as _lookup
 from stream.results import (
+    ALL_SEGMENT,
     PREDICTION_COLUMN,
     DriftRow,
     Family,
@@ -672,6 +673,13 @@ def evaluate_window(
     names = sorted(set(state.columns) | (set(reference.columns) if reference else set()))
     for metric, feature, value in quality_metrics(state, reference, names):
         row("quality", metric, feature, value, n)
+    if reference is not None and key.segment == ALL_SEGMENT:  # the report's histograms
+        from stream.metrics.distribution import distribution_rows
+
+        for feature, metric, value, size in distribution_rows(
+                reference, {c: state.sample.column(c) for c in reference.columns},
+                {c: dict(s.categories.counts) for c, s in state.columns.items()}):
+            row("distribution", metric, feature, value, size)
 
     row("service", "count", "", float(n), n)
     for metric, value in latency_metrics(state, LATENCY_COLUMN):
