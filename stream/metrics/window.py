@@ -673,7 +673,7 @@ def evaluate_window(
     names = sorted(set(state.columns) | (set(reference.columns) if reference else set()))
     for metric, feature, value in quality_metrics(state, reference, names):
         row("quality", metric, feature, value, n)
-    if reference is not None and key.segment == ALL_SEGMENT:  # the report's histograms
+    if reference is not None and key.segment == ALL_SEGMENT and settings.distribution_rows:
         from stream.metrics.distribution import distribution_rows
 
         for feature, metric, value, size in distribution_rows(

@@ -50,6 +50,9 @@ def test_rows_of_a_shifted_window() -> None:
     assert not [r for r in segment.metrics if r.family == "distribution"]
     alone = evaluate_window(state, None, settings, model, KEY, revision=0, computed_at=0)
     assert not [r for r in alone.metrics if r.family == "distribution"]
+    off = MetricsSettings(min_sample_size=30, distribution_rows=False)
+    assert not [r for r in evaluate_window(state, reference, off, model, KEY, revision=0,
+                                           computed_at=0).metrics if r.family == "distribution"]
 
 
 def test_categories_beyond_the_top_go_to_other_and_empty_columns_have_no_rows() -> None:
