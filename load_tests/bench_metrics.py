@@ -27,8 +27,9 @@ from scipy.stats import ks_2samp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stream.config import MetricsSettings, ModelSettings
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.reference import ReferenceProfile
-from stream.metrics.window import WindowState, evaluate_window
+from stream.metrics.window import WindowState
 from stream.results import WindowKey
 
 N_NUM, N_CAT = 50, 10

@@ -53,8 +53,8 @@ from load_tests.benchkit import (
     start_workers,
     write_config,
 )
-from stream.client import MonitorClient
-from stream.partitioning import partition_for
+from stream.sdk.client import MonitorClient
+from stream.sdk.partitioning import partition_for
 from stream.topics import internal_topics
 
 MODELS = 6
@@ -154,9 +154,9 @@ class ResultsListener:
                 if msg.error() is not None:
                     continue
                 at = time.time()
-                doc = orjson.loads(msg.value() or b"{}")
-                self.records.append((doc["model_id"], int(doc["window_start"]),
-                                     int(doc["computed_at"]), at))
+                for doc in orjson.loads(msg.value() or b"[]"):  # one record per window
+                    self.records.append((doc["model_id"], int(doc["window_start"]),
+                                         int(doc["computed_at"]), at))
         self._consumer.close()
 
     def stop(self) -> None:

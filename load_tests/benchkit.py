@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from stream.client import MonitorClient  # noqa: E402
 from stream.config import Settings, load_settings  # noqa: E402
+from stream.sdk.client import MonitorClient  # noqa: E402
 from stream.topics import confluent_config, ensure_topics  # noqa: E402
 
 PY = sys.executable
@@ -277,7 +277,7 @@ def wait_ready(workers: list[Worker], topic: str, partitions: int,
         time.sleep(1)
 
 
-#: The worker's Faust tables (stream/app.py); their changelogs are created before it starts.
+#: The worker's Faust tables (stream/runtime/app.py); their changelogs are created before it starts.
 TABLES = ("joins", "progress", "perf", "finals")
 
 
@@ -353,12 +353,13 @@ def last_window_results(bootstrap: str, topic: str, last_ws: int,
                 continue
             quiet_since = time.monotonic()
             for msg in good:
-                records += 1
-                ws = orjson.loads(msg.value() or b"{}").get("window_start")
-                windows.add(ws)
-                if ws == last_ws:
-                    at = msg.timestamp()[1] / 1000
-                    seen_at = at if seen_at is None else max(seen_at, at)
+                for doc in orjson.loads(msg.value() or b"[]"):  # one record per window
+                    records += 1
+                    ws = doc.get("window_start")
+                    windows.add(ws)
+                    if ws == last_ws:
+                        at = msg.timestamp()[1] / 1000
+                        seen_at = at if seen_at is None else max(seen_at, at)
     finally:
         consumer.close()
     return seen_at, records, len(windows)

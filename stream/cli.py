@@ -18,7 +18,7 @@ def _timestamp_arg(text: str) -> int | str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from stream.worker import run_worker
+    from stream.runtime.worker import run_worker
 
     return run_worker(load_settings(args.config), loglevel=args.loglevel)
 

@@ -66,7 +66,7 @@ class WorkerSettings(_Frozen):
     batch_within_s: float = Field(default=0.5, gt=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     #: A stop (SIGTERM, or an agent's crash) that takes longer ends the process with code 70;
-    #: Faust's own stop can hang (stream.shutdown). Keep it under the supervisor's grace.
+    #: Faust's own stop can hang (stream.runtime.shutdown). Keep it under the supervisor's grace.
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
     #: Join entries buffered in memory before a checkpoint writes them (one table record per
     #: side); a checkpoint also comes before every ack, so at least once per tick.

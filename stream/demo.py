@@ -27,8 +27,8 @@ import orjson
 import yaml
 from confluent_kafka import Producer
 
-from stream.client import MonitorClient
 from stream.config import Settings, load_settings
+from stream.sdk.client import MonitorClient
 from stream.topics import confluent_config, ensure_topics
 
 DEMO_MODEL = "demo-fraud"

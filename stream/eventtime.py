@@ -34,6 +34,9 @@ class ModelClock:
     #: When (wall clock, s) the model's last prediction here was processed.
     last_data: float = 0.0
     idle: bool = False
+    #: The label horizon's clock (see :meth:`stream.stage1.PartitionStage.horizon_clocks`):
+    #: join entries and labelled sides of windows ending more than the horizon before it go.
+    horizon_ts: int = 0
     #: Join entries of this model to drop, by the event time they expire at. Entries expire
     #: at their window's end plus the label horizon, so there are few distinct times: a heap
     #: of the times and a list per time, not a heap push per event.
@@ -52,9 +55,9 @@ class ModelClock:
             waiting.append(request_id)
 
     def due(self) -> list[tuple[int, bytes]]:
-        """Expiry entries the model's clock has passed, removed from the queue."""
+        """Expiry entries the model's horizon clock has passed, removed from the queue."""
         out: list[tuple[int, bytes]] = []
-        while self.expiry_times and self.expiry_times[0] < self.max_ts:
+        while self.expiry_times and self.expiry_times[0] < self.horizon_ts:
             at = heapq.heappop(self.expiry_times)
             out.extend((at, request_id) for request_id in self.expiry.pop(at))
         return out

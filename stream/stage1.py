@@ -1,8 +1,9 @@
 """Stage 1, one per input partition: join, open windows, watermark, close, revisions.
 
 Where the heavy per-event work happens (next to the events). Pure logic: the Faust agent
-(:mod:`stream.app`) feeds it decoded batches and ticks, sends the frames it plans, then calls
-:meth:`PartitionStage.commit`, which takes checkpoints and returns the messages to ack.
+(:mod:`stream.runtime.app`) feeds it decoded batches and ticks, sends the frames it plans,
+then calls :meth:`PartitionStage.commit`, which takes checkpoints and returns the messages
+to ack.
 
 No loss, no double count, without Kafka transactions:
 
@@ -105,6 +106,11 @@ class PartitionStage:
         #: Labels whose prediction has not come (no model clock yet): they expire by the
         #: newest prediction time of any model here.
         self.early_expiry: list[tuple[int, bytes]] = []
+        #: Per model, the newest label time read here (labels say their model).
+        self.label_ts: dict[str, int] = {}
+        #: Whether every label message on this partition has been read (the agent says so
+        #: after each message, :mod:`stream.runtime.flow`; True where nobody tells, as in tests).
+        self.labels_caught_up = True
         #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
         self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
@@ -118,7 +124,7 @@ class PartitionStage:
         self._rebuild_from_table()
         #: Duplicates and rejects per window (the ``ingest`` rows; stream.ingestcounts).
         self.ledger = IngestLedger(partition, joins, self.size_ms, self.horizon_ms,
-                                   lambda m: c.max_ts if (c := self.clocks.get(m)) else None,
+                                   lambda m: c.horizon_ts if (c := self.clocks.get(m)) else None,
                                    clock)
         self._changed(self.ledger.counts)  # re-sent: stage 2 replaces, never adds
 
@@ -214,6 +220,10 @@ class PartitionStage:
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
         labelled: dict[WindowId, list[Entry]] = {}
         first_late: list[WindowId] = []
+        # Per (start, model, version) seen in this message: the window, its JSON form and
+        # its entries' expiry time (a message's events share one or two windows).
+        windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
+        size_ms, segment_keys = self.size_ms, self.segment_keys
         for index, event in enumerate(events):
             pos = position(offset, index)
             request_id = event["request_id"].encode()
@@ -225,9 +235,28 @@ class PartitionStage:
                 clock.last_data = now
                 resumed |= clock.idle
                 clock.idle = False
-            wid = WindowId(window_start(ts, self.size_ms), model_id, event["model_version"])
+            start = ts - ts % size_ms
+            known = windows.get((start, model_id, event["model_version"]))
+            if known is None:
+                wid = WindowId(start, model_id, event["model_version"])
+                known = windows[(start, model_id, wid.model_version)] = (
+                    wid, wid.as_list(), start + size_ms + self.horizon_ms)
+            wid = known[0]
             entry = self.joins.get(request_id)
-            closed = wid.end(self.size_ms) <= clock.closed_through
+            closed = start + size_ms <= clock.closed_through
+            if entry is None:  # the usual case: a new request, no label yet
+                outcome, segments = prediction_fields(event, segment_keys)
+                self.joins.put_prediction(request_id, {
+                    "p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
+                    "ts": ts, "o": outcome, "s": segments, "late": closed}, offset)
+                clock.expire_later(known[2], request_id)
+                if ts > clock.max_ts:
+                    clock.max_ts = ts
+                if closed:
+                    self._count_late(wid, first_late)
+                else:
+                    by_window.setdefault(wid, []).append(event)
+                continue
             if entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
@@ -255,14 +284,7 @@ class PartitionStage:
             self._expire_later(new, request_id)
             clock.max_ts = max(clock.max_ts, ts)
             if closed:
-                # Counted in the window's late_events row (stage 2 creates the window's
-                # rows if it never had an on-time event): nothing consumed goes uncounted.
-                self.counters["late_predictions"] += 1
-                perf = self._perf_window(wid)
-                if perf.late == 0:  # logged once per window: the first late one says why
-                    first_late.append(wid)
-                perf.late += 1
-                perf.dirty = True
+                self._count_late(wid, first_late)
             else:
                 by_window.setdefault(wid, []).append(event)
         for wid in first_late:
@@ -287,6 +309,16 @@ class PartitionStage:
             plan.acks.append(handle)
         return plan
 
+    def _count_late(self, wid: WindowId, first_late: list[WindowId]) -> None:
+        """Counted in the window's late_events row (stage 2 creates the window's rows if it
+        never had an on-time event): nothing consumed goes uncounted."""
+        self.counters["late_predictions"] += 1
+        perf = self._perf_window(wid)
+        if perf.late == 0:  # logged once per window: the first late one says why
+            first_late.append(wid)
+        perf.late += 1
+        perf.dirty = True
+
     def on_labels(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
@@ -304,6 +336,9 @@ class PartitionStage:
                 else:  # a replay: in the labelled side already; its pack written again
                     self.joins.touch(entry.label_pack)
                 continue
+            model_id = event["model_id"]
+            if lts > self.label_ts.get(model_id, 0):
+                self.label_ts[model_id] = lts
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
             self.joins.put(request_id, entry, "l", offset)
             if entry.window is None:
@@ -388,10 +423,12 @@ class PartitionStage:
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
-        self._expire()
+        self._expire(plan)
         if heartbeat or plan.closed_through:
             plan.broadcast.append(encode_frame("progress", self.partition, {
                 "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())
+                       if not c.idle},
+                "hz": {m: c.horizon_ts for m, c in sorted(self.clocks.items())
                        if not c.idle},
                 "cu": self.caught_up}, {}))
         return plan
@@ -421,12 +458,28 @@ class PartitionStage:
                   "ing": self.ledger.window(wid)}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
-    def _expire(self) -> None:
+    def horizon_clocks(self) -> None:
+        """Move each model's label-horizon clock: its prediction event time, held back to
+        its newest label time while labels wait unread on this partition.
+
+        Catching up on a backlog, the predictions can be read far ahead of the labels
+        that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is already
+        fetched still comes). An entry dropped on the predictions' clock alone would lose
+        those labels; held until the labels are read as far, it joins them as a live
+        worker would. Never goes back."""
+        for model_id, clock in self.clocks.items():
+            gate = clock.max_ts if self.labels_caught_up else min(
+                clock.max_ts, self.label_ts.get(model_id, 0))
+            clock.horizon_ts = max(clock.horizon_ts, gate)
+
+    def _expire(self, plan: Plan) -> None:
         """Drop entries past the label horizon (or early labels past their TTL).
 
-        The clock is each model's prediction event time (for early labels, the newest of
-        any model's): label times say when an outcome was observed (often long after), and
-        would expire labels whose predictions are merely still in flight."""
+        The clock is each model's horizon clock (:meth:`horizon_clocks`; for early labels,
+        the newest prediction time of any model): label times say when an outcome was
+        observed (often long after), and would expire labels whose predictions are merely
+        still in flight."""
+        self.horizon_clocks()
         due: list[tuple[int, bytes]] = []
         for clock in self.clocks.values():
             due.extend(clock.due())
@@ -439,7 +492,7 @@ class PartitionStage:
                 continue
             if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
                 continue  # updated since (an early label that found its prediction)
-            self.joins.drop(request_id)
+            self.joins.drop(request_id, entry)
             if entry.window is None:
                 self.counters["expired_early_labels"] += 1
                 self.early_pending -= 1
@@ -449,10 +502,12 @@ class PartitionStage:
         for wid, perf in list(self.perf.items()):
             model = self.clocks.get(wid.model_id)
             if model is not None:
-                past = wid.end(self.size_ms) < model.max_ts - self.horizon_ms
+                past = wid.end(self.size_ms) < model.horizon_ts - self.horizon_ms
             else:  # only dead letters or duplicates (stream.ingestcounts): the wall clock
-                past = not perf.dirty and wid.end(self.size_ms) < now_ms - self.horizon_ms
+                past = wid.end(self.size_ms) < now_ms - self.horizon_ms
             if past and wid not in self.open:
+                if perf.dirty:  # its last labels, before the window is forgotten
+                    plan.frames.append(self._perf_frame(wid, perf, plan))
                 del self.perf[wid]
         self.ledger.retain(self.perf)
 

@@ -28,10 +28,12 @@ import orjson
 from stream.config import Settings
 from stream.ingestcounts import ingest_rows, sum_counts
 from stream.metrics.estimate import RECONCILIATION_SUFFIXES, revision_estimate_rows
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.fairness import fairness_rows
+from stream.metrics.performance import performance_metrics
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, split_segment
-from stream.metrics.window import WindowState, evaluate_window, performance_metrics
+from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
 from stream.windows import Frame, WindowId, decode_frame
 
@@ -61,6 +63,8 @@ class SourceProgress:
 
     closed: dict[str, int]
     caught_up: float | None
+    #: Per model, its label-horizon clock there (``closed`` in frames that lack it).
+    horizon: dict[str, int]
 
 
 class References(Protocol):
@@ -170,8 +174,8 @@ class MergeStage:
         self.partials: dict[WindowId, dict[int, Frame]] = {}
         self.waiting: dict[WindowId, list[Any]] = {}
         self.progress: dict[int, SourceProgress] = {}
-        #: Per model, how far every source holding it has closed (never goes back): the
-        #: clock by which finalised windows are forgotten after the label horizon.
+        #: Per model, the lowest horizon clock of the sources holding it (never goes
+        #: back): finalised windows are forgotten once it passes their end + the horizon.
         self.model_clock: dict[str, int] = {}
         self.finalised = 0
         self.revisions = 0
@@ -183,9 +187,10 @@ class MergeStage:
         plan = MergePlan()
         if frame.kind == "progress":
             cu = frame.header.get("cu")
+            closed = {str(m): int(ct) for m, ct in frame.header["ct"].items()}
+            horizon = {str(m): int(h) for m, h in frame.header.get("hz", closed).items()}
             self.progress[frame.source] = SourceProgress(
-                {str(m): int(ct) for m, ct in frame.header["ct"].items()},
-                float(cu) if cu is not None else None)
+                closed, float(cu) if cu is not None else None, horizon)
             plan.acks.append(handle)
             self._advance_model_clocks()
             self._finalise_ready(plan)
@@ -386,12 +391,15 @@ class MergeStage:
         self.revisions += 1
 
     def _advance_model_clocks(self) -> None:
-        """Each model's clock: the lowest closed-through mark among the sources holding it
-        (sources without it hold back nothing), and never backwards."""
+        """Each model's horizon clock: the lowest among the sources holding it (sources
+        without it hold back nothing), and never backwards. A source's clock waits for its
+        labels to be read (:meth:`stream.stage1.PartitionStage.horizon_clocks`), so a
+        window's labelled side is not forgotten here while labels for it may still come."""
         lowest: dict[str, int] = {}
         for progress in self.progress.values():
-            for model_id, closed_through in progress.closed.items():
-                lowest[model_id] = min(lowest.get(model_id, closed_through), closed_through)
+            for model_id in progress.closed:
+                at = progress.horizon.get(model_id, progress.closed[model_id])
+                lowest[model_id] = min(lowest.get(model_id, at), at)
         for model_id, clock in lowest.items():
             if clock > self.model_clock.get(model_id, 0):
                 self.model_clock[model_id] = clock

@@ -70,7 +70,7 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, int]:
         wanted[name] = topics.partitions
     wanted[internal["references"]] = 1
     big = {"max.message.bytes": str(PARTIALS_MAX_BYTES)}
-    configs = {internal["partials"]: big, internal["windows"]: big,
+    configs = {internal["partials"]: big, internal["windows"]: big, internal["results"]: big,
                internal["references"]: {**big, "cleanup.policy": "compact"}}
     _create_missing(admin, wanted, configs, topics.replication_factor, timeout)
     counts = partition_counts(admin, list(wanted), timeout)

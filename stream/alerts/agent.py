@@ -7,7 +7,7 @@ For each record of the windows topic (one window or revision of one model):
    rows to the results topic, and await their delivery;
 3. write the state changes to the store and flush it;
 4. only then write the new state to the table; the agent acks the record once that
-   write's changelog is delivered (:mod:`stream.durable`).
+   write's changelog is delivered (:mod:`stream.runtime.durable`).
 
 A crash anywhere before 4 replays the record on the old state: the same state changes are
 computed again with the same ids (the store keeps one row per id; a subscriber recognises

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.config import AlertSettings
+from stream.errors import MetricsError
 from stream.metrics.concept import accuracy_drop_test, cusum_error_step, smoothed_rate
+from stream.metrics.drift_tests import get_method
 from stream.metrics.reference import ReferenceProfile
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey
 
@@ -155,9 +157,6 @@ def drift_contributors(drift: Iterable[DriftRow], segment: str,
 
 
 def _is_test(method: str) -> bool:
-    from stream.errors import MetricsError
-    from stream.metrics.drift_tests import get_method
-
     try:
         return get_method(method).kind == "p_value"
     except MetricsError:

@@ -27,6 +27,7 @@ from stream.alerts.lifecycle import Track, Transition
 from stream.alerts.messages import alert_id, describe
 from stream.alerts.rules import ObsKey, evaluate_rule, fingerprint, observations
 from stream.config import AlertRule, Settings
+from stream.metrics.concept import smoothed_rate
 from stream.metrics.reference import ReferenceProfile
 from stream.results import (
     AlertRecord,
@@ -98,7 +99,6 @@ class ModelAlerts:
         ref = reference_accuracy(reference)
         p0 = None
         if ref is not None:
-            from stream.metrics.concept import smoothed_rate
             p0 = smoothed_rate(ref[1] - ref[0], ref[1])
         history.prune(alerts.history_windows, p0, alerts)
         obs = observations(results.drift, [*results.metrics, *out.rows])

@@ -48,18 +48,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stream.config import MetricsSettings
 from stream.metrics.calibration import SEP, Calibration, IsotonicMap
+from stream.metrics.reference import ReferenceProfile
 from stream.metrics.sampling import FloatArray
 from stream.metrics.scorebins import BIN_HIGH, BIN_LOW, BIN_SCORES, IntArray, ScoreBins
-
-if TYPE_CHECKING:
-    from stream.metrics.reference import ReferenceProfile
-    from stream.metrics.window import WindowState
+from stream.metrics.window import WindowState
 
 Metrics = dict[str, float | None]
 Q = Callable[[FloatArray], FloatArray]

@@ -29,6 +29,7 @@ from scipy.stats import rankdata
 
 from stream.metrics.accumulators import SumSet
 from stream.metrics.sampling import FloatArray
+from stream.metrics.window import WindowState
 
 Metrics = dict[str, float | None]
 
@@ -142,3 +143,19 @@ def regression_metrics(sums: SumSet) -> Metrics:
         sst = sy2 - sy * sy / Fraction(n)
         out["r2"] = float(1 - sq / sst) if sst > 0 else None
     return out
+
+
+def performance_metrics(state: WindowState) -> dict[str, float | None]:
+    """Realised performance of the labelled rows of ``state`` (empty without labels)."""
+    if state.n_labelled == 0:
+        return {}
+    if state.task == "binary":
+        return binary_metrics(
+            state.binary.counts,
+            state.binary,
+            state.label_sample.column("score"),
+            state.label_sample.column("y"),
+        )
+    if state.task == "multiclass":
+        return multiclass_metrics(state.confusion, state.multiclass_logloss)
+    return regression_metrics(state.regression)

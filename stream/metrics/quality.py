@@ -20,23 +20,12 @@ holds:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
-
 import numpy as np
 
 from stream.metrics.accumulators import OTHER_CATEGORY, ColumnStats
-
-if TYPE_CHECKING:
-    from stream.metrics.reference import ReferenceProfile
-    from stream.metrics.window import WindowState
-
-Kind = Literal["numeric", "categorical"]
-
-
-def column_kind(stats: ColumnStats) -> Kind:
-    """Majority type of a column's non-null values (ties and empty columns: numeric)."""
-    numeric = stats.n_numeric + stats.n_nonfinite
-    return "categorical" if stats.n_category > numeric else "numeric"
+from stream.metrics.columns import Kind, column_kind
+from stream.metrics.reference import ReferenceProfile
+from stream.metrics.window import WindowState
 
 
 def type_errors(stats: ColumnStats, kind: Kind) -> int:

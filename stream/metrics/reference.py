@@ -20,11 +20,11 @@ import orjson
 from stream.config import ModelSettings
 from stream.errors import MetricsError
 from stream.metrics.calibration import Calibration
-from stream.metrics.performance import Metrics
-from stream.metrics.quality import Kind, column_kind
+from stream.metrics.columns import Kind, column_kind
+from stream.metrics.performance import Metrics, performance_metrics
 from stream.metrics.sampling import FloatArray, pack, unpack
 from stream.metrics.values import parse_number
-from stream.metrics.window import WindowState, performance_metrics
+from stream.metrics.window import WindowState
 
 _RESERVED: Final = frozenset(
     {

@@ -1,18 +1,17 @@
-"""The partial state of one (model, model_version, window, segment), and its evaluation.
+"""The partial state of one (model, model_version, window, segment).
 
 A :class:`WindowState` is what stage 1 keeps per partition and emits on close or revision;
 stage 2 merges the partials of all partitions (``a.merge(b)``, any order) and calls
-:func:`evaluate_window`. Everything in it is bounded whatever the event count:
-``O(capacity * numeric columns)`` for the row samples, ``O(category_cap)`` per column.
+:func:`stream.metrics.evaluate.evaluate_window`. Everything in it is bounded whatever the
+event count: ``O(capacity * numeric columns)`` for the row samples, ``O(category_cap)`` per
+column.
 """
 
 from __future__ import annotations
 
-import math
-import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -25,94 +24,19 @@ from stream.metrics.accumulators import (
     merge_counters,
     two_product_square,
 )
+from stream.metrics.columns import ColumnBatch, transpose
 from stream.metrics.sampling import FloatArray, RowSample, pack, priorities, unpack
 from stream.metrics.scorebins import ScoreBins, add_scores
 from stream.metrics.values import argmax as _argmax
 from stream.metrics.values import as_number, as_probability, class_key
 from stream.metrics.values import lookup as _lookup
-from stream.results import (
-    ALL_SEGMENT,
-    PREDICTION_COLUMN,
-    DriftRow,
-    Family,
-    MetricRow,
-    WindowKey,
-    WindowResults,
-)
-
-if TYPE_CHECKING:
-    from stream.metrics.drift import DriftResult
-    from stream.metrics.reference import ReferenceProfile
+from stream.results import PREDICTION_COLUMN
 
 Task = Literal["binary", "multiclass", "regression"]
 
 LATENCY_COLUMN: Final = "__latency_ms__"
 LOG_LOSS_EPS: Final = 1e-15
 _VERSION: Final = 1
-_NONE_TYPE: Final = type(None)
-_NUMERIC_TYPES: Final = frozenset({int, float, _NONE_TYPE})
-_TEXT_TYPES: Final = frozenset({str, _NONE_TYPE})
-
-
-class ColumnBatch:
-    """One column of a batch, split by value type (see :class:`ColumnStats`)."""
-
-    __slots__ = ("categories", "n_nonfinite", "n_other", "numeric")
-
-    def __init__(self, values: Sequence[Any]) -> None:
-        self.numeric: FloatArray | None = None  # one entry per row, NaN where not numeric
-        self.n_nonfinite = 0
-        self.n_other = 0
-        self.categories: dict[str, int] = {}
-        types = set(map(type, values))
-        if types <= _NUMERIC_TYPES:
-            try:
-                self._numeric(np.array(values, dtype=np.float64))
-                return
-            except OverflowError:
-                pass
-        if types <= _TEXT_TYPES:
-            counts = Counter(values)
-            counts.pop(None, None)
-            self.categories = dict(counts)
-            return
-        self._slow(values)
-
-    def _numeric(self, arr: FloatArray) -> None:
-        finite = np.isfinite(arr)
-        if not finite.all():
-            self.n_nonfinite = int(np.isinf(arr).sum())
-            arr[~finite] = np.nan
-        self.numeric = arr if finite.any() else None
-
-    def _slow(self, values: Sequence[Any]) -> None:
-        arr = np.full(len(values), np.nan)
-        cats: Counter[str] = Counter()
-        for i, v in enumerate(values):
-            if v is None:
-                continue
-            if isinstance(v, bool):
-                cats["true" if v else "false"] += 1
-            elif isinstance(v, int | float):
-                try:
-                    x = float(v)
-                except OverflowError:
-                    x = math.inf if v > 0 else -math.inf
-                if math.isfinite(x):
-                    arr[i] = x
-                elif not math.isnan(x):
-                    self.n_nonfinite += 1
-            elif isinstance(v, str):
-                cats[str(v)] += 1
-            else:
-                self.n_other += 1
-        self.categories = dict(cats)
-        self.numeric = arr if not np.isnan(arr).all() else None
-
-    def finite_values(self) -> FloatArray | None:
-        if self.numeric is None:
-            return None
-        return self.numeric[~np.isnan(self.numeric)]
 
 
 class WindowState:
@@ -206,7 +130,7 @@ class WindowState:
                 self.columns[name] = ColumnStats(self.category_cap)
             kept.append(name)
         sample_cols: dict[str, FloatArray] = {}
-        for name, values in zip(kept, _columns(feats, kept), strict=True):
+        for name, values in zip(kept, transpose(feats, kept), strict=True):
             self._add_column(name, ColumnBatch(values), sample_cols)
 
         pred_values, probs, decided, pred_keys, score_maps = self._read_predictions(events)
@@ -499,201 +423,3 @@ class WindowState:
             f"WindowState(task={self.task!r}, n_predictions={self.n_predictions}, "
             f"n_labelled={self.n_labelled}, columns={len(self.columns)})"
         )
-
-
-def _columns(feats: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Sequence[Any]]:
-    """Transpose a batch of feature dicts into one value list per name (None when missing).
-
-    One ``itemgetter`` call per event when every event has every name (the common case),
-    instead of one ``dict.get`` per event and name.
-    """
-    if not names:
-        return []
-    try:
-        rows = list(map(operator.itemgetter(*names), feats))
-    except KeyError:
-        return [[f.get(name) for f in feats] for name in names]
-    if len(names) == 1:
-        return [rows]
-    return list(zip(*rows, strict=True))
-
-
-# ---------------------------------------------------------------------- evaluation
-def performance_metrics(state: WindowState) -> dict[str, float | None]:
-    """Realised performance of the labelled rows of ``state`` (empty without labels)."""
-    from stream.metrics.performance import binary_metrics, multiclass_metrics, regression_metrics
-
-    if state.n_labelled == 0:
-        return {}
-    if state.task == "binary":
-        return binary_metrics(
-            state.binary.counts,
-            state.binary,
-            state.label_sample.column("score"),
-            state.label_sample.column("y"),
-        )
-    if state.task == "multiclass":
-        return multiclass_metrics(state.confusion, state.multiclass_logloss)
-    return regression_metrics(state.regression)
-
-
-def _drift_results(
-    state: WindowState,
-    reference: ReferenceProfile,
-    settings: MetricsSettings,
-    model: ModelSettings,
-    skip: str | None = None,
-) -> tuple[list[DriftResult], DriftResult | None]:
-    """Per-feature results (corrected across features) and the prediction's result.
-
-    ``skip`` is the feature a segment is defined by (``country`` in ``country=DE``): within
-    its own segment it is constant by construction, so its "drift" says nothing.
-    """
-    from stream.metrics.drift import DriftResult, adjust_p_values, column_drift
-
-    features: list[DriftResult] = []
-    prediction: DriftResult | None = None
-    for name, ref in reference.columns.items():
-        if name == skip:
-            continue
-        current: FloatArray | dict[str, int]
-        if ref.kind == "numeric":
-            reference_values: FloatArray | Mapping[str, int] = ref.sample
-            current = state.sample.column(name)
-        else:
-            reference_values = ref.counts
-            stats = state.columns.get(name)
-            current = dict(stats.categories.counts) if stats is not None else {}
-        method = model.drift_methods.get(name)
-        threshold = model.drift_thresholds.get(name)
-        try:
-            result = column_drift(
-                name,
-                reference_values,
-                current,
-                method=method,
-                threshold=threshold,
-                min_sample_size=settings.min_sample_size,
-                reference_size=ref.count,
-            )
-        except MetricsError:
-            # A configured method that does not fit the column's kind: no verdict, not a crash.
-            size = current.size if isinstance(current, np.ndarray) else sum(current.values())
-            result = DriftResult(
-                name, method or "invalid", None, None, threshold or 0.0, None, ref.count, int(size)
-            )
-        if name == PREDICTION_COLUMN:
-            prediction = result
-        else:
-            features.append(result)
-    features = adjust_p_values(features, settings.correction)
-    if prediction is not None:
-        prediction = adjust_p_values([prediction], settings.correction)[0]
-    return features, prediction
-
-
-def evaluate_window(
-    state: WindowState,
-    reference: ReferenceProfile | None,
-    settings: MetricsSettings,
-    model: ModelSettings,
-    key: WindowKey,
-    revision: int,
-    computed_at: int,
-) -> WindowResults:
-    """Every row of one window (or one revision of it), following :mod:`stream.results`.
-
-    - ``drift`` (needs a reference): one :class:`DriftRow` per reference feature and for
-      ``__prediction__``; p-values corrected across the window's features with
-      ``settings.correction`` (the prediction is its own family of one); metric rows
-      ``dataset_drift_share``, ``dataset_drift`` (1/0) and ``drifted_features``, feature "";
-    - ``quality``: ``row_count``; per column ``null_share``, ``type_error_share`` and, with a
-      reference, ``out_of_range_share`` / ``unseen_category_share`` (:mod:`.quality`);
-    - ``service``: ``count``, ``latency_p50/p90/p99/mean/min/max``;
-    - ``performance`` (once labels exist, :mod:`.performance`); ``estimate`` (:mod:`.estimate`).
-
-    Every metric row carries ``labelled_count`` = labelled rows and ``coverage`` =
-    labelled / predicted rows (None without predictions).
-    """
-    from stream.metrics.estimate import estimate_rows
-    from stream.metrics.quality import latency_metrics, quality_metrics
-
-    n = state.n_predictions
-    coverage = state.n_labelled / n if n else None
-    common = (key.model_id, key.model_version, key.segment, key.window_start, key.window_end)
-    metrics: list[MetricRow] = []
-
-    def row(family: Family, metric: str, feature: str, value: float | None, size: int) -> None:
-        if value is not None and not math.isfinite(value):
-            value = None if math.isnan(value) else value
-        metrics.append(
-            MetricRow(
-                *common,
-                family,
-                metric,
-                feature,
-                value,
-                size,
-                state.n_labelled,
-                coverage,
-                revision,
-                computed_at,
-            )
-        )
-
-    drift_rows: list[DriftRow] = []
-    if reference is not None:
-        segment_key = key.segment.split("=", 1)[0] if "=" in key.segment else None
-        features, prediction = _drift_results(state, reference, settings, model, segment_key)
-        for r in [*features, *([prediction] if prediction is not None else [])]:
-            drift_rows.append(
-                DriftRow(
-                    *common,
-                    r.feature,
-                    r.method,
-                    r.statistic,
-                    r.p_value,
-                    r.p_value_adjusted,
-                    r.threshold,
-                    r.drifted,
-                    r.reference_size,
-                    r.current_size,
-                    revision,
-                    computed_at,
-                )
-            )
-        from stream.metrics.drift import dataset_drift
-
-        share, drifted = dataset_drift(features, share=settings.dataset_drift_share)
-        row("drift", "dataset_drift_share", "", share, n)
-        row("drift", "dataset_drift", "", None if drifted is None else float(drifted), n)
-        row("drift", "drifted_features", "", float(sum(bool(r.drifted) for r in features)), n)
-
-    row("quality", "row_count", "", float(n), n)
-    names = sorted(set(state.columns) | (set(reference.columns) if reference else set()))
-    for metric, feature, value in quality_metrics(state, reference, names):
-        row("quality", metric, feature, value, n)
-    if reference is not None and key.segment == ALL_SEGMENT and settings.distribution_rows:
-        from stream.metrics.distribution import distribution_rows
-
-        for feature, metric, value, size in distribution_rows(
-                reference, {c: state.sample.column(c) for c in reference.columns},
-                {c: dict(s.categories.counts) for c, s in state.columns.items()}):
-            row("distribution", metric, feature, value, size)
-
-    row("service", "count", "", float(n), n)
-    for metric, value in latency_metrics(state, LATENCY_COLUMN):
-        row("service", metric, "", value, state.latency.n)
-
-    realised = performance_metrics(state)
-    for metric, value in realised.items():
-        row("performance", metric, "", value, state.n_labelled)
-
-    calibration = reference.calibration if reference is not None else None
-    for metric, value, size in estimate_rows(
-        state.task, state.scores, state.labelled_scores, calibration, realised,
-        z=settings.estimate_band_z, min_calibration_rows=settings.min_calibration_rows,
-    ):
-        row("estimate", metric, "", value, size)
-
-    return WindowResults(drift=tuple(drift_rows), metrics=tuple(metrics))

@@ -19,9 +19,9 @@ from confluent_kafka import Consumer
 
 from stream.alerts.messages import decode_alert
 from stream.alerts.tail import tail_alerts
-from stream.client import MonitorClient
 from stream.config import Settings
 from stream.results import AlertRecord
+from stream.sdk.client import MonitorClient
 from stream.store.commands import run_sql
 from stream.topics import ensure_topics
 from tests.sea import T0, WINDOW_MS, reference_events, sea_events

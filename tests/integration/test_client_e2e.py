@@ -1,6 +1,6 @@
 """The SDK on the real broker: every event it reports delivered is in the topic.
 
-Regression test for librdkafka's "implicitly acked" batches (see :mod:`stream.client`): with
+Regression test for librdkafka's "implicitly acked" batches (see :mod:`stream.sdk.client`): with
 several requests in flight, the first batches to a freshly created partition could fail with
 NOT_LEADER_OR_FOLLOWER, a later batch succeed, and the earlier ones be reported delivered
 without ever being written. It showed in about one round in ten of what the other tests and
@@ -18,7 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from stream.client import MonitorClient
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .workers import make_settings

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from stream.contiguity import BrokerReader
+from stream.runtime.contiguity import BrokerReader
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stream.client import MonitorClient
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .test_topology_e2e import FAST, T0, ResultsReader, events, expected, wait_for_results

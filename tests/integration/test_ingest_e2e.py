@@ -10,9 +10,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from stream.client import MonitorClient
 from stream.errors import DeliveryError, ValidationError
-from stream.partitioning import partition_for
+from stream.sdk.client import MonitorClient
+from stream.sdk.partitioning import partition_for
 from stream.topics import ensure_topics
 
 from .workers import WorkerProcess, make_settings

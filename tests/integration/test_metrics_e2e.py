@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.client import MonitorClient
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .workers import WorkerProcess, make_settings

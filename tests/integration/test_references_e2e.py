@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.client import MonitorClient
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.window import WindowState
 from stream.references import FileReferences, TopicReferences, publish_reference
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .test_topology_e2e import FAST, T0, ResultsReader, events, expected, wait_for_results

@@ -17,10 +17,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from stream.client import MonitorClient
 from stream.config import Settings
 from stream.offline import offline_results
 from stream.references import FileReferences
+from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 
 from .workers import WorkerProcess, free_port, make_settings
@@ -75,18 +75,18 @@ class ResultsReader:
             msg = self.consumer.poll(0.2)
             if msg is None or msg.error() is not None:
                 continue
-            doc = orjson.loads(msg.value())
-            if doc.get("family") == "concept":
-                continue  # the alert evaluator's rows (stream.alerts), not stage 2's
-            doc.pop("kind")
-            doc.pop("computed_at")
-            for name in ("statistic", "value"):
-                if isinstance(doc.get(name), str):
-                    doc[name] = float(doc[name])
-            self.records += 1
-            key = ident(doc)
-            if key not in self.rows or self.rows[key]["revision"] <= doc["revision"]:
-                self.rows[key] = doc
+            for doc in orjson.loads(msg.value()):  # one record per window
+                if doc.get("family") == "concept":
+                    continue  # the alert evaluator's rows (stream.alerts), not stage 2's
+                doc.pop("kind")
+                doc.pop("computed_at")
+                for name in ("statistic", "value"):
+                    if isinstance(doc.get(name), str):
+                        doc[name] = float(doc[name])
+                self.records += 1
+                key = ident(doc)
+                if key not in self.rows or self.rows[key]["revision"] <= doc["revision"]:
+                    self.rows[key] = doc
 
     def close(self) -> None:
         self.consumer.close()
@@ -179,7 +179,7 @@ def test_stream_results_equal_offline(bootstrap: str, tmp_path: Path, reference:
         produce(settings, preds, labels)
         diff = wait_for_results(reader, want, procs)
         assert not diff, "\n".join([*diff[:20], *(p.diagnose() for p in procs)])
-        # The tail check (stream.contiguity) relies on reading the Kafka client's position
+        # The tail check (stream.runtime.contiguity) relies on reading the Kafka client's position
         # from Faust's internals: it must still be there.
         for proc in procs:
             positions = (proc.stats() or {})["offsets"]["positions"]

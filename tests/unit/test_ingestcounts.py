@@ -21,7 +21,7 @@ from stream.ingestcounts import (
     ingest_rows,
     sum_counts,
 )
-from stream.partitioning import partition_for
+from stream.sdk.partitioning import partition_for
 from stream.windows import WindowId
 from tests.unit.test_topology import T0, Harness, make_events
 

@@ -18,9 +18,9 @@ from stream.config import Settings, load_settings
 from stream.events import EventKind, decode_message
 from stream.joinstore import pack_key
 from stream.offline import offline_results
-from stream.partitioning import partition_for
 from stream.references import FileReferences
 from stream.results import WindowResults
+from stream.sdk.partitioning import partition_for
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage
 
@@ -133,13 +133,19 @@ class Harness:
         for handle in self.stage2[q].commit(plan):
             self._ack(handle)
 
-    def pump(self, limit: int | None = None) -> int:
-        """Deliver unread messages, round robin over partitions; returns how many."""
+    def labels_read(self, p: int) -> bool:
+        return self.read.get(("labels", p), 0) >= len(self.log.get(("labels", p), []))
+
+    def pump(self, limit: int | None = None, only: str | None = None) -> int:
+        """Deliver unread messages (of topic ``only`` if given), round robin over
+        partitions; returns how many."""
         done = 0
         progress = True
         while progress and (limit is None or done < limit):
             progress = False
             for (topic, part), log in sorted(self.log.items()):
+                if only is not None and topic != only:
+                    continue
                 pos = self.read.get((topic, part), 0)
                 if pos >= len(log):
                     continue
@@ -152,6 +158,8 @@ class Harness:
                 elif isinstance(msg.value, bytes):  # raw, as the agent gets it (stream.app)
                     self._run_raw(part, msg)
                 elif topic == "predictions":
+                    # as the agent says after each message (stream.runtime.flow)
+                    self.stage1[part].labels_caught_up = self.labels_read(part)
                     self._run1(part, self.stage1[part].on_predictions(msg.value, msg.offset,
                                                                       msg))
                 else:
@@ -181,6 +189,7 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
+            self.stage1[p].labels_caught_up = self.labels_read(p)
             plan = self.stage1[p].tick(self.caught_up(p))
             plan.acks.append(TICK)  # as the agent does: a tick is a message it acks
             self._run1(p, plan)
@@ -478,6 +487,36 @@ def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
     h.crash()  # the predictions (windows open, not acked) are read again and join again
     h.pump()
     assert h.stage1[0].early_pending == 0
+
+
+def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
+    """A backlog read predictions first: 20 minutes of them past a 60 s label horizon
+    before any label. Entries wait for the labels to be read (the horizon clock is held at
+    the newest label while labels wait unread), so every label joins, as live."""
+    settings = make_settings()
+    settings = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"label_horizon_s": 60, "early_label_ttl_s": 30})})
+    preds, labels = make_events(400, seed=23, span_ms=1_200_000)
+    h = Harness(settings)
+    h.produce("predictions", preds)
+    h.produce("labels", labels)
+    h.pump(only="predictions")
+    assert not any(s.counters["expired_unlabelled"] for s in h.stage1.values())
+    h.pump()
+    h.settle()
+    joined = sum(s.counters["joined_labels"] for s in h.stage1.values())
+    assert joined == len(labels)
+    assert not any(s.counters["expired_early_labels"] for s in h.stage1.values())
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
+    # Once the labels are read, the horizon runs again: the entries expire.
+    later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 3_000_000 + i)
+             for i in range(40)]  # every partition gets some
+    assert {partition_for(e["request_id"], h.parts) for e in later} == set(range(h.parts))
+    h.produce("predictions", later)
+    h.pump()
+    h.tick(1)
+    assert sum(s.counters["expired_unlabelled"] for s in h.stage1.values()) == (
+        len(preds) - len(labels))
 
 
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from stream.config import MetricsSettings, ModelSettings
 from stream.metrics.distribution import OTHER, bin_shares, decile_edges, distribution_rows
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.reference import ReferenceProfile
-from stream.metrics.window import WindowState, evaluate_window
+from stream.metrics.window import WindowState
 from tests.unit.metrics.test_window import KEY, _binary_events
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import doctest
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-import stream.metrics.binning
-import stream.metrics.drift
 import stream.metrics.drift_tests
-import stream.metrics.multitest
 from stream.errors import MetricsError
 from stream.metrics.drift import (
     DriftResult,
@@ -319,21 +315,3 @@ def test_dataset_drift_share_among_columns_with_a_verdict() -> None:
 def test_dataset_drift_refuses_a_share_outside_0_1() -> None:
     with pytest.raises(MetricsError, match="share"):
         dataset_drift([_r(True)], share=1.5)
-
-
-# --- docstring examples run ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        stream.metrics.drift,
-        stream.metrics.drift_tests,
-        stream.metrics.binning,
-        stream.metrics.multitest,
-    ],
-)
-def test_docstring_examples(module: object) -> None:
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -522,13 +522,13 @@ def test_categorical_methods_on_numbers_use_values_as_categories() -> None:
 def test_tvd_above_the_exact_limit_draws_the_same_null_distribution(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import stream.metrics.drift_tests as drift_tests
+    import stream.metrics.drift_pvalue as drift_pvalue
 
     rng = _rng(12)
     ref = rng.integers(0, 5, size=1500).astype(float)
     cur = rng.choice(5, size=500, p=[0.22, 0.2, 0.2, 0.2, 0.18]).astype(float)
     exact = _run("tvd", ref, cur)
-    monkeypatch.setattr(drift_tests, "TVD_EXACT_LIMIT", 0)
+    monkeypatch.setattr(drift_pvalue, "TVD_EXACT_LIMIT", 0)
     drawn = _run("tvd", ref, cur)
     assert drawn.statistic == exact.statistic
     assert exact.p_value is not None and drawn.p_value is not None

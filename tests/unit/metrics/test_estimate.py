@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,10 +16,11 @@ from stream.metrics.estimate import (
     estimate_rows,
     window_estimates,
 )
+from stream.metrics.performance import performance_metrics
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.scorebins import ScoreBins, bin_index
 from stream.metrics.synthetic import SHIFTS, binary_sample, multiclass_sample
-from stream.metrics.window import WindowState, performance_metrics
+from stream.metrics.window import WindowState
 
 
 def _binary_state(probs: np.ndarray, labels: np.ndarray | None = None, decisions: Any = None,
@@ -282,11 +282,3 @@ def test_one_class_reference_and_version_1_profiles_are_uncalibrated() -> None:
     del meta["calibration"]
     old = ReferenceProfile.from_bytes(pack(meta, arrays))
     assert old.calibration is None and old.columns == labelled.columns
-
-
-@pytest.mark.parametrize("module", ["estimate", "calibration", "scorebins", "synthetic", "values"])
-def test_docstring_examples(module: str) -> None:
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"stream.metrics.{module}"))
-    assert result.attempted > 0 and result.failed == 0

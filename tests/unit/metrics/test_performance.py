@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
-from stream.metrics.performance import roc_auc
-from stream.metrics.window import WindowState, performance_metrics
+from stream.metrics.performance import performance_metrics, roc_auc
+from stream.metrics.window import WindowState
 
 
 def _binary_state(probs: list[float], labels: list[Any], capacity: int = 5_000) -> WindowState:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from stream.config import MetricsSettings, ModelSettings
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.reference import ReferenceProfile
-from stream.metrics.window import WindowState, evaluate_window
+from stream.metrics.window import WindowState
 from stream.results import WindowKey
 
 

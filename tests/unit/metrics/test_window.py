@@ -17,14 +17,10 @@ from scipy.stats import ks_2samp
 from stream.config import MetricsSettings, ModelSettings
 from stream.errors import MetricsError
 from stream.metrics.drift import column_drift
+from stream.metrics.evaluate import evaluate_window
 from stream.metrics.reference import ReferenceProfile
-from stream.metrics.window import (
-    LATENCY_COLUMN,
-    Task,
-    WindowState,
-    class_key,
-    evaluate_window,
-)
+from stream.metrics.values import class_key
+from stream.metrics.window import LATENCY_COLUMN, Task, WindowState
 from stream.results import METRIC_FAMILIES, PREDICTION_COLUMN, WindowKey
 
 KEY = WindowKey("m1", "v1", "all", 1_000, 301_000)

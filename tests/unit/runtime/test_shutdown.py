@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from stream.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
+from stream.runtime.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_an_armed_watchdog_exits_once_the_bound_has_passed() -> None:
 
 def test_a_stop_that_hangs_ends_the_process_with_code_70() -> None:
     """The real exit, in a child process whose 'stop' blocks the main thread for a minute."""
-    script = ("import time; from stream.shutdown import ShutdownWatchdog; "
+    script = ("import time; from stream.runtime.shutdown import ShutdownWatchdog; "
               "ShutdownWatchdog(0.5).arm('stopping'); time.sleep(60)")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=50)

@@ -4,7 +4,7 @@
    (a fetch that straddles a rebalance; records of a partition paused mid-batch are
    dropped). Faust records such a hole as a "gap", counts it as acked and commits past it.
    Replacing ``getmany`` fixed one case and stalled partitions in others, so it is not
-   patched: :mod:`stream.contiguity` fills every hole from the broker before the agent goes
+   patched: :mod:`stream.runtime.contiguity` fills every hole from the broker before the agent goes
    past it. Gaps are still logged as warnings here.
 2. A stream that skips a message because a rebalance is under way (flow control paused, or
    the message is from an earlier consumer generation) still acks it, on the grounds that
@@ -21,11 +21,11 @@
    that pause lasted until the next buffer drain.
 
 Reading, not patching: :func:`client_position` tells how far the Kafka client under Faust
-has returned a partition's records to Faust, which :mod:`stream.contiguity` needs to tell
+has returned a partition's records to Faust, which :mod:`stream.runtime.contiguity` needs to tell
 messages Faust dropped from messages Faust has not fetched yet.
 
 (Faust's pre-commit producer flush is not reliable either; we do not patch it but make acks
-wait for the changelog writes themselves: see :mod:`stream.durable`.)
+wait for the changelog writes themselves: see :mod:`stream.runtime.durable`.)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.contiguity import Contiguity, Record, RefetchedEvent
+from stream.runtime.contiguity import Contiguity, Record, RefetchedEvent
 
 
 @dataclass(frozen=True)

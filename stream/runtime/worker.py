@@ -7,12 +7,12 @@ from typing import Any
 
 from faust.worker import Worker
 
-from stream.app import create_app
 from stream.config import Settings
-from stream.contiguity import BrokerReader
 from stream.errors import ConfigError
 from stream.references import TopicReferences
-from stream.shutdown import ShutdownWatchdog
+from stream.runtime.app import create_app
+from stream.runtime.contiguity import BrokerReader
+from stream.runtime.shutdown import ShutdownWatchdog
 from stream.store import Store, open_store
 from stream.topics import confluent_config, ensure_changelogs, ensure_topics
 
@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 
 class MonitorWorker(Worker):
-    """Faust's worker, with a bound on its stop (see :mod:`stream.shutdown`).
+    """Faust's worker, with a bound on its stop (see :mod:`stream.runtime.shutdown`).
 
     Every stop passes through ``on_stop``: SIGTERM, SIGINT, and an agent's crash, which stops
-    the worker from within (``CRASH`` in :mod:`stream.app`).
+    the worker from within (``CRASH`` in :mod:`stream.runtime.app`).
     """
 
     def __init__(self, *args: Any, watchdog: ShutdownWatchdog, **kwargs: Any) -> None:

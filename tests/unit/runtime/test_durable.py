@@ -1,4 +1,4 @@
-"""Acks wait for the delivery of every table write made before them (stream/durable.py)."""
+"""Acks wait for the delivery of every table write made before them (stream/runtime/durable.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stream.durable import AckAfterDelivery, ChangelogWriteFailed, WriteLog
+from stream.runtime.durable import AckAfterDelivery, ChangelogWriteFailed, WriteLog
 
 
 def run(coro: Any) -> Any:

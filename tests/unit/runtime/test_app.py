@@ -7,14 +7,14 @@ from pathlib import Path
 
 import mode
 
-from stream.app import create_app
 from stream.config import Settings, load_settings
-from stream.contiguity import BrokerReader
-from stream.durable import TrackedTable
 from stream.references import FileReferences
-from stream.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
-from stream.worker import MonitorWorker
-from tests.unit.test_shutdown import ExitRecorder
+from stream.runtime.app import create_app
+from stream.runtime.contiguity import BrokerReader
+from stream.runtime.durable import TrackedTable
+from stream.runtime.shutdown import EXIT_STOP_OVERRAN, ShutdownWatchdog
+from stream.runtime.worker import MonitorWorker
+from tests.unit.runtime.test_shutdown import ExitRecorder
 
 
 def reader(settings: Settings) -> BrokerReader:
@@ -44,7 +44,7 @@ def test_memory_tables_take_no_rocksdb_options(tmp_path: Path) -> None:
 
 def test_a_failing_agent_stops_the_worker_not_restarts_in_place(tmp_path: Path) -> None:
     """Faust's default supervisor restarts a failed agent with the worker up, which can ack
-    past the message it failed on (see stream.app); ours crash the worker instead."""
+    past the message it failed on (see stream.runtime.app); ours crash the worker instead."""
     settings = load_settings(None, worker={"data_dir": str(tmp_path)})
     app = create_app(settings, 4, FileReferences(settings), reader(settings))
     assert set(app.agents) == {"stage1", "stage2", "alerts"}  # the store agent needs a store

@@ -1,4 +1,4 @@
-"""Acks go to Faust only as an in-order prefix per partition (see stream/acks.py for why)."""
+"""Acks go to Faust only as an in-order prefix per partition (stream/runtime/acks.py: why)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from stream.acks import InOrderAcks
+from stream.runtime.acks import InOrderAcks
 
 
 @dataclass(frozen=True)

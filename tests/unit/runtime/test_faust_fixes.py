@@ -1,10 +1,10 @@
-"""A paused partition stays paused when Faust's stream buffer drains (stream/faust_fixes.py)."""
+"""A paused partition stays paused when Faust's stream buffer drains (runtime/faust_fixes.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stream import faust_fixes
+from stream.runtime import faust_fixes
 
 
 class FakeConsumer:

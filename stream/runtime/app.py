@@ -30,20 +30,21 @@ import orjson
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from stream import faust_fixes
-from stream.acks import InOrderAcks
 from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
-from stream.contiguity import BrokerReader, Contiguity, RefetchedEvent
-from stream.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.eventtime import CatchUp
 from stream.ingest import DeadLetter, Ingest, Source
 from stream.joinstore import join_index
+from stream.runtime import faust_fixes
+from stream.runtime.acks import InOrderAcks
+from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
+from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
+from stream.runtime.flow import AppendClock, hold_predictions
+from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.sink import decode_results, encode_results, encode_window
 from stream.stage1 import PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage, References
 from stream.store import Store
-from stream.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 # An agent that raises stops the whole worker (non-zero exit) instead of being restarted in
 # place, as Faust does by default. A restarted agent would start with fresh in-order ack
 # bookkeeping while the message it failed on stays unacked: acking the messages after it lets
-# Faust commit past it (see stream.acks), and it would be lost. A worker that exits is
+# Faust commit past it (see stream.runtime.acks), and it would be lost. A worker that exits is
 # restarted by its supervisor (systemd, Kubernetes, compose) and reads again everything
 # unacked. The error says why in the log.
 CRASH = mode.CrashingSupervisor
@@ -82,7 +83,7 @@ def create_app(
 ) -> faust.App:
     """Build the worker's Faust app; ``sources`` is the input topics' partition count.
 
-    ``reader`` reads what Faust did not hand over (see :mod:`stream.contiguity`); the caller
+    ``reader`` reads what Faust did not hand over (see :mod:`stream.runtime.contiguity`); the caller
     owns it and closes it when the app has stopped."""
     faust_fixes.apply()
     worker = settings.worker
@@ -119,7 +120,7 @@ def create_app(
     alerts_on = settings.alerts.enabled
     dead_letters = _raw_topic(app, topics.dead_letter, sources)
 
-    # What each agent must see delivered before it acks (see stream.durable).
+    # What each agent must see delivered before it acks (see stream.runtime.durable).
     writes1, writes2 = WriteLog(), WriteLog()
 
     store_options: dict[str, Any] = {}
@@ -158,16 +159,36 @@ def create_app(
 
     paused: set[TP] = set()
 
-    def flow_control(stage: PartitionStage) -> None:
-        """Pause this partition's labels while too many wait for their predictions."""
-        tp = TP(topics.labels, stage.partition)
-        verdict = stage.labels_too_far_ahead()
-        if verdict and tp not in paused:
+    appended = AppendClock()
+
+    def set_paused(tp: TP, pause: bool | None) -> None:
+        if pause and tp not in paused:
             app.consumer.pause_partitions({tp})
             paused.add(tp)
-        elif verdict is False and tp in paused:
+        elif pause is False and tp in paused:
             app.consumer.resume_partitions({tp})
             paused.discard(tp)
+
+    def unread(tp: TP) -> int:
+        """Messages on ``tp`` the agent has not processed (0 when not known)."""
+        expected = contiguity.expected(tp)
+        try:
+            highwater = app.consumer.highwater(tp)
+        except Exception:  # not assigned (any more)
+            return 0
+        return 0 if expected is None or highwater is None else max(highwater - expected, 0)
+
+    def flow_control(stage: PartitionStage) -> None:
+        """Pause this partition's labels while too many wait for their predictions, and its
+        predictions while labels appended before them wait unread (stream.runtime.flow)."""
+        p = stage.partition
+        labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
+        set_paused(labels, stage.labels_too_far_ahead())
+        labels_unread = unread(labels)
+        stage.labels_caught_up = labels_unread == 0
+        set_paused(predictions, hold_predictions(
+            appended.get(topics.predictions, p), appended.get(topics.labels, p),
+            labels_unread, labels in paused))
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
@@ -185,7 +206,7 @@ def create_app(
 
     #: Each agent's in-order acks, by agent name (revoked partitions are forgotten there).
     ack_orders: dict[str, InOrderAcks] = {}
-    # Offsets Faust did not hand over are read beside it (see stream.contiguity).
+    # Offsets Faust did not hand over are read beside it (see stream.runtime.contiguity).
     contiguity = Contiguity(reader, {topics.predictions, topics.labels,
                                      partials.get_topic_name(),
                                      windows_topic.get_topic_name()})
@@ -215,7 +236,7 @@ def create_app(
 
     def manual_acks(name: str, stream: Any) -> tuple[Any, InOrderAcks, AckAfterDelivery]:
         """An agent's stream with manual acks: acked in offset order, each once the table
-        writes before it are delivered (stream.acks, stream.durable)."""
+        writes before it are delivered (stream.runtime.acks, stream.runtime.durable)."""
         manual = stream.noack()
         in_order = ack_orders[name] = InOrderAcks(acker(manual))
         return manual, in_order, AckAfterDelivery(in_order.done)
@@ -242,6 +263,7 @@ def create_app(
         message = event.message
         stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
+        appended.processed(message.topic, message.partition, getattr(message, "timestamp", None))
         decoded = await ingest.handle(event.value, message.key, source)
         stage.on_rejected(decoded.rejected, ingest.kind_of(message.topic), message.offset)
         if not decoded.valid:  # acked at the checkpoint that stores its reject counts
@@ -352,6 +374,8 @@ def create_app(
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
         paused.difference_update(revoked)
+        for tp in revoked:
+            appended.forget(tp.topic, tp.partition)
         contiguity.forget(revoked)
         for in_order in ack_orders.values():
             in_order.forget(revoked)

@@ -3,7 +3,7 @@
 Faust commits the offsets of acked messages every few seconds, after flushing its producer so
 that table changelogs are durable first. That flush is not reliable: it gives up when one
 message takes more than 0.1 s to hand over, and the last message it took may still be on its
-way (see :mod:`stream.faust_fixes`). Under load, offsets were committed while a changelog
+way (see :mod:`stream.runtime.faust_fixes`). Under load, offsets were committed while a changelog
 write was still queued; a SIGKILL then lost that write, and a window was rebuilt from only
 part of its events after the restart.
 
@@ -37,7 +37,7 @@ class ChangelogWriteFailed(StreamError):
     """A table's changelog write failed after the producer's retries: the state it carried
     is not durable, so the messages that led to it must not be acked. The agent raises
     instead of acking: commits stop at those messages, and a restarted worker reads them
-    again: the agent's failure stops the worker (see ``CRASH`` in :mod:`stream.app`)."""
+    again: the agent's failure stops the worker (see ``CRASH`` in :mod:`stream.runtime.app`)."""
 
 
 class WriteLog:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.partitioning import murmur2, partition_for
+from stream.sdk.partitioning import murmur2, partition_for
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.ingest import IngestStats
-from stream.telemetry import Sources, Telemetry
+from stream.runtime.telemetry import Sources, Telemetry
 
 
 def _samples(t: Telemetry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
