@@ -15,7 +15,7 @@ from stream.store.embedded import EmbeddedStore
 from stream.topics import ensure_topics
 
 from .test_topology_e2e import FAST, T0, ResultsReader
-from .workers import WorkerProcess, make_settings
+from .workers import WorkerProcess, free_port, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,17 @@ def ingest(rows: dict[tuple[Any, ...], Any]) -> dict[tuple[str, str, str], float
     return {(k[0], k[5], k[6]): v["value"] for k, v in rows.items() if k[4] == "ingest"}
 
 
-def test_ingest_rows_in_the_store_count_what_was_produced(bootstrap: str,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ingest_rows_count_what_was_produced(bootstrap: str, tmp_path: Path,
+                                             workers: int) -> None:
+    """One worker writes chDB (checked after it stops); two (which cannot share an embedded
+    store) are checked on the results topic: the same rows."""
+    store = {} if workers == 1 else {"kind": "none"}
     settings, config = make_settings(bootstrap, tmp_path, topics={"partitions": 4},
-                                     windows=FAST)
+                                     windows=FAST, store=store)
     ensure_topics(settings)
-    worker = WorkerProcess(config, settings)
+    procs = [WorkerProcess(config, settings, name=f"w{i}",
+                           web_port=free_port() if i else None) for i in range(workers)]
     reader = ResultsReader(bootstrap, f"{settings.worker.app_id}-results")
     total = N + LABELS + DUPLICATES + MALFORMED
     want = {("m", "predictions", ""): N, ("m", "late_predictions", ""): 0,
@@ -46,7 +51,9 @@ def test_ingest_rows_in_the_store_count_what_was_produced(bootstrap: str,
             ("m", "rejected", "wrong_type"): MALFORMED,
             ("m", "rejected_share", ""): pytest.approx(MALFORMED / total)}
     try:
-        worker.wait_until(lambda s: s is not None, what="worker web server")
+        for proc in procs:
+            proc.wait_until(lambda s: s is not None, what="worker web server")
+        time.sleep(3 if workers > 1 else 0)  # let the group settle on its assignment
         with MonitorClient.from_settings(settings, batch_size=50) as client:
             for i in range(N):
                 client.log_prediction(prediction(i))
@@ -71,10 +78,16 @@ def test_ingest_rows_in_the_store_count_what_was_produced(bootstrap: str,
                           if m == "_unknown" and metric == "rejected" and f == "")
             if {k: got.get(k) for k in want} == want and unknown == JUNK:
                 break
-        assert {k: got.get(k) for k in want} == want, (got, worker.diagnose())
+        assert {k: got.get(k) for k in want} == want, (got, [p.diagnose() for p in procs])
+        assert unknown == JUNK, got
+        held = [sorted((p.stats() or {}).get("partitions", {})) for p in procs]
+        assert all(held) and len({p for h in held for p in h}) == 4, held  # shared
     finally:
         reader.close()
-        worker.stop()
+        for proc in procs:
+            proc.stop()
+    if workers > 1:
+        return
     # What the store holds once the worker let go of it: the same, in the latest view.
     with EmbeddedStore(settings.store) as store:
         rows = store.query(
