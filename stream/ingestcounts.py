@@ -152,8 +152,13 @@ class IngestLedger:
 
     def rejected(self, rejects: Iterable[Rejected], kind: EventKind,
                  offset: int) -> list[WindowId]:
-        """Count one message's rejects; return the windows whose counts changed."""
-        if not self.fresh(kind, offset):
+        """Count one message's rejects; return the windows whose counts changed.
+
+        A message without rejects leaves the ledger alone: ``through`` only needs to pass
+        the messages that counted something, so the table is written only when counts
+        change (not at every checkpoint)."""
+        rejects = list(rejects)
+        if not rejects or not self.fresh(kind, offset):
             return []
         changed: list[WindowId] = []
         for rejected in rejects:

@@ -107,6 +107,8 @@ def test_a_message_counted_before_the_checkpoint_is_not_counted_again() -> None:
     assert again.window(wid) == {"duplicate_predictions": 1, "rejected:wrong_type": 2}
     again.retain([])
     assert again.counts == {} and again.checkpoint() is not None
+    # Messages that count nothing leave it alone: no table write at the checkpoint.
+    assert again.rejected([], "prediction", 50) == [] and again.checkpoint() is None
 
 
 def test_ingest_rows_known_answer() -> None:
