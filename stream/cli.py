@@ -27,7 +27,8 @@ def _demo_produce(args: argparse.Namespace) -> int:
     from stream.demo import produce_demo_traffic
 
     summary = produce_demo_traffic(
-        load_settings(args.config), events=args.events, seed=args.seed, malformed=args.malformed
+        load_settings(args.config), events=args.events, seed=args.seed, malformed=args.malformed,
+        reference=not args.no_reference,
     )
     print(summary)
     return 0
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         help="malformed messages to mix in (they go to the dead-letter topic)",
     )
+    produce.add_argument("--no-reference", action="store_true",
+                         help="do not publish the demo model's reference profile first")
     produce.add_argument("--config", help="settings YAML (default: $TIDEWATCH_CONFIG)")
     produce.set_defaults(func=_demo_produce)
 

@@ -122,6 +122,10 @@ class MetricsSettings(_Frozen):
     # labelled reference rows needed before the reference's calibration is used.
     estimate_band_z: float = Field(default=3.0, gt=0)
     min_calibration_rows: int = Field(default=500, ge=1)
+    #: Each reference feature's shares on the reference's bins, per window (segment all,
+    #: family ``distribution``, for the report): about 30 rows per numeric feature and
+    #: window; off to keep the store to the verdicts (docs/store.md).
+    distribution_rows: bool = True
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
     def model(self, model_id: str) -> ModelSettings:
@@ -206,6 +210,9 @@ class AlertSettings(_Frozen):
     coverage_ratio: float = Field(default=0.1, gt=0, lt=1)
     #: Windows kept per alert for late revisions and out-of-order windows.
     history_windows: int = Field(default=32, ge=4)
+    #: Dead-letter rate: when set, the default rule ``dead_letter_rate`` fires on a window
+    #: whose ``ingest``/``rejected_share`` exceeds it (off by default: docs/alerts.md).
+    dead_letter_share: float | None = Field(default=None, ge=0, lt=1)
 
 
 class Settings(_Frozen):

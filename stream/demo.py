@@ -54,10 +54,14 @@ class DemoSummary:
     malformed: int
     start_ms: int
     end_ms: int
+    #: Rows of the reference profile published on the references topic (0: none).
+    reference_rows: int = 0
 
     def __str__(self) -> str:
+        reference = (f" (reference of {self.reference_rows} rows published first)"
+                     if self.reference_rows else "")
         return (f"produced {self.predictions} predictions, {self.labels} labels and "
-                f"{self.malformed} malformed messages for model {DEMO_MODEL!r}")
+                f"{self.malformed} malformed messages for model {DEMO_MODEL!r}{reference}")
 
 
 def make_events(
@@ -99,13 +103,36 @@ def make_events(
     return predictions, labels
 
 
+def demo_reference(start_ms: int, span_ms: int) -> list[dict[str, Any]]:
+    """The reference: the same traffic without the drift, the span before ``start_ms``,
+    labelled (the reference accuracy the performance alerts test against)."""
+    reference, labels = make_events(5_000, seed=3, start_ms=start_ms - span_ms,
+                                    span_ms=span_ms, drift=False)
+    truth = {label["request_id"]: label["label"] for label in labels}
+    return [{**e, "label": truth[e["request_id"]]} if e["request_id"] in truth else e
+            for e in reference]
+
+
 def produce_demo_traffic(
     settings: Settings, events: int = 20_000, seed: int = 7, malformed: int = 20,
-    start_ms: int | None = None, span_ms: int = 30 * 60_000,
+    start_ms: int | None = None, span_ms: int = 30 * 60_000, reference: bool = True,
 ) -> DemoSummary:
-    """Produce the synthetic stream with the SDK, plus raw malformed messages."""
+    """Produce the synthetic stream with the SDK, plus raw malformed messages.
+
+    With ``reference``, first publish the model's reference profile on the references
+    topic (what ``tidewatch reference set`` does), so that a worker configured with no
+    reference file (docker-compose) has drift rows from the first window."""
     ensure_topics(settings)
     start = start_ms if start_ms is not None else (int(time.time() * 1000) - span_ms)
+    reference_rows = 0
+    if reference:
+        from stream.metrics.reference import ReferenceProfile
+        from stream.references import publish_reference
+
+        profile = ReferenceProfile.from_events(demo_reference(start, span_ms),
+                                               settings.metrics.model(DEMO_MODEL))
+        publish_reference(settings, DEMO_MODEL, profile)
+        reference_rows = profile.rows
     predictions, labels = make_events(events, seed, start, span_ms)
     with MonitorClient.from_settings(settings) as client:
         early = labels[: len(labels) // 10]  # a tenth of the labels go out before predictions
@@ -121,7 +148,8 @@ def produce_demo_traffic(
             raw.produce(settings.topics.predictions, key=f"bad-{i}".encode(),
                         value=MALFORMED_SAMPLES[i % len(MALFORMED_SAMPLES)])
         raw.flush(30)
-    return DemoSummary(len(predictions), len(labels), malformed, start, start + span_ms)
+    return DemoSummary(len(predictions), len(labels), malformed, start, start + span_ms,
+                       reference_rows)
 
 
 def _get_json(url: str) -> Any:
@@ -205,11 +233,7 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
     DEMO_DIR.mkdir(parents=True)
     now = int(time.time() * 1000)
     start = now - now % (WINDOW_S * 1000) - SPAN_MS
-    reference, reference_labels = make_events(5_000, seed=3, start_ms=start - SPAN_MS,
-                                              span_ms=SPAN_MS, drift=False)
-    truth = {label["request_id"]: label["label"] for label in reference_labels}
-    reference = [{**e, "label": truth[e["request_id"]]} if e["request_id"] in truth else e
-                 for e in reference]  # labelled: the reference accuracy the alerts test against
+    reference = demo_reference(start, SPAN_MS)
     (DEMO_DIR / "reference.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in reference))
     settings, config = demo_settings(base)
     log_path = DEMO_DIR / "worker.log"
@@ -246,9 +270,34 @@ def run_demo(base: Settings, events: int = 20_000) -> int:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()
         print(f"\n[demo] worker stopped. Query the results yourself, e.g.:\n"
               f"  .venv/bin/tidewatch sql --config {config} "
               "\"SELECT * FROM window_metrics_latest LIMIT 10\"")
+        _write_report(settings, config)
+
+
+def _write_report(settings: Settings, config: Path) -> Path | None:
+    """The HTML report of the run, written once the worker has let go of the embedded store
+    (it holds the folder while it runs); says where, or why not."""
+    from stream.errors import StreamError
+    from stream.events import MAX_EPOCH_MS
+    from stream.references import FileReferences
+    from stream.report.data import load_report_data
+    from stream.report.page import write_report
+    from stream.store import open_store
+
+    try:
+        with open_store(settings) as store:
+            data = load_report_data(store, DEMO_MODEL, 0, MAX_EPOCH_MS)
+        reference = FileReferences(settings).get(DEMO_MODEL, "")
+        path = write_report(DEMO_DIR / "report.html", data, reference).resolve()
+    except (StreamError, OSError) as exc:
+        print(f"[demo] no report: {exc}")
+        return None
+    print(f"[demo] report: {path} (open it in a browser; again with .venv/bin/tidewatch "
+          f"report --config {config} --model {DEMO_MODEL})")
+    return path
 
 
 def _wait_for_windows(settings: Settings, windows: int, labels: int,

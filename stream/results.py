@@ -23,10 +23,10 @@ from typing import Any, Final, Literal
 ALL_SEGMENT: Final = "all"
 PREDICTION_COLUMN: Final = "__prediction__"
 METRIC_FAMILIES: Final = ("performance", "estimate", "quality", "service", "fairness", "drift",
-                           "concept")
+                           "concept", "ingest", "distribution")
 
 Family = Literal["performance", "estimate", "quality", "service", "fairness", "drift",
-                 "concept"]
+                 "concept", "ingest", "distribution"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,14 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream.config import Settings
+from stream.events import EventKind, Rejected
 from stream.eventtime import ModelClock
+from stream.ingestcounts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, IngestLedger
 from stream.join import Entry, PerfWindow, position, prediction_fields
 from stream.joinstore import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter
@@ -120,6 +122,11 @@ class PartitionStage:
         self.held: list[Any] = []
         self.last_revision = clock()
         self._rebuild_from_table()
+        #: Duplicates and rejects per window (the ``ingest`` rows; stream.ingestcounts).
+        self.ledger = IngestLedger(partition, joins, self.size_ms, self.horizon_ms,
+                                   lambda m: c.horizon_ts if (c := self.clocks.get(m)) else None,
+                                   clock)
+        self._changed(self.ledger.counts)  # re-sent: stage 2 replaces, never adds
 
     # ------------------------------------------------------------------ helpers
     def _mark_key(self, model_id: str) -> bytes:
@@ -253,6 +260,8 @@ class PartitionStage:
             if entry is not None and entry.pos is not None:
                 if entry.pos != pos:
                     self.counters["duplicate_predictions"] += 1
+                    self._changed(self.ledger.duplicate(wid, DUPLICATE_PREDICTIONS,
+                                                        "prediction", offset))
                     continue
                 # A replay after a restart: its pack is written again at the checkpoint
                 # (with an on-disk table store, the local copy may hold a write whose
@@ -322,6 +331,8 @@ class PartitionStage:
             if entry.has_label:
                 if entry.lpos != lpos:
                     self.counters["duplicate_labels"] += 1
+                    self._changed(self.ledger.duplicate(entry.window, DUPLICATE_LABELS,
+                                                        "label", offset))
                 else:  # a replay: in the labelled side already; its pack written again
                     self.joins.touch(entry.label_pack)
                 continue
@@ -346,6 +357,15 @@ class PartitionStage:
         if not labelled:
             plan.acks.append(handle)
         return plan
+
+    def on_rejected(self, rejects: list[Rejected], kind: EventKind, offset: int) -> None:
+        """Count a message's dead letters in the windows they name (stream.ingestcounts)."""
+        self._changed(self.ledger.rejected(rejects, kind, offset))
+
+    def _changed(self, windows: Iterable[WindowId]) -> None:
+        """Ingest counts changed: the windows' perf frames carry them (sent when due)."""
+        for wid in windows:
+            self._perf_window(wid).dirty = True
 
     def tick(self, caught_up: float | None = None) -> Plan:
         """Called on every tick message: idleness, revisions, expiry, heartbeat.
@@ -434,7 +454,8 @@ class PartitionStage:
             pending.remaining -= 1
             if pending.remaining == 0:
                 plan.acks.append(pending.handle)
-        header = {"wid": wid.as_list(), "lab": perf.labelled, "late": perf.late}
+        header = {"wid": wid.as_list(), "lab": perf.labelled, "late": perf.late,
+                  "ing": self.ledger.window(wid)}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
     def horizon_clocks(self) -> None:
@@ -477,14 +498,18 @@ class PartitionStage:
                 self.early_pending -= 1
             elif not entry.has_label:
                 self.counters["expired_unlabelled"] += 1
+        now_ms = int(self.clock() * 1000)
         for wid, perf in list(self.perf.items()):
             model = self.clocks.get(wid.model_id)
-            past = model is not None and (
-                wid.end(self.size_ms) < model.horizon_ts - self.horizon_ms)
+            if model is not None:
+                past = wid.end(self.size_ms) < model.horizon_ts - self.horizon_ms
+            else:  # only dead letters or duplicates (stream.ingestcounts): the wall clock
+                past = wid.end(self.size_ms) < now_ms - self.horizon_ms
             if past and wid not in self.open:
                 if perf.dirty:  # its last labels, before the window is forgotten
                     plan.frames.append(self._perf_frame(wid, perf, plan))
                 del self.perf[wid]
+        self.ledger.retain(self.perf)
 
     def labels_too_far_ahead(self) -> bool | None:
         """True: pause reading labels (too many wait for predictions); False: resume
@@ -514,6 +539,9 @@ class PartitionStage:
         if not due:
             return []
         self.joins.checkpoint()
+        ledger = self.ledger.checkpoint()
+        if ledger is not None:
+            self.joins.table[self.ledger.key] = ledger
         for model_id, closed_through in plan.closed_through.items():
             self.joins.table[self._mark_key(model_id)] = str(closed_through).encode()
         handles, self.held = self.held, []

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from stream.config import Settings
+from stream.ingestcounts import ingest_rows, sum_counts
 from stream.metrics.estimate import RECONCILIATION_SUFFIXES, revision_estimate_rows
 from stream.metrics.evaluate import evaluate_window
 from stream.metrics.fairness import fairness_rows
@@ -316,8 +317,14 @@ class MergeStage:
         late = sum(int(f.header["late"]) for f in perf_frames)
         model = self.settings.metrics.model(wid.model_id)
         reference = self.references.get(wid.model_id, wid.model_version)
-        plan.results.append(evaluate_closed_window(wid, capped, late, self.settings, reference,
-                                                   self.clock_ms()))
+        result = evaluate_closed_window(wid, capped, late, self.settings, reference,
+                                        self.clock_ms())
+        everything = capped.get(ALL_SEGMENT)
+        predicted_all = everything.n_predictions if everything is not None else 0
+        plan.results.append(replace(result, metrics=result.metrics + tuple(ingest_rows(
+            wid, self.size_ms, predicted_all + late, late,
+            everything.n_labelled if everything is not None else 0,
+            sum_counts(f.header for f in perf_frames), self.clock_ms()))))
         if model.reference_window_start == wid.window_start and ALL_SEGMENT in capped:
             plan.references.append((wid.model_id, ReferenceProfile.from_state(
                 capped[ALL_SEGMENT])))
@@ -371,6 +378,8 @@ class MergeStage:
                                       size, state.n_labelled, coverage, revision, now))
         rows.append(late_events_row(wid, self.size_ms, late, int(kept.get(ALL_SEGMENT, 0)),
                                     labelled_all, revision, now))
+        rows.extend(ingest_rows(wid, self.size_ms, int(kept.get(ALL_SEGMENT, 0)) + late, late,
+                                labelled_all, sum_counts(f.header for f in perf_frames), now))
         model = self.settings.metrics.model(wid.model_id)
         if model.protected_attribute:
             key = window_key(wid, ALL_SEGMENT, self.size_ms)

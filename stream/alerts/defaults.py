@@ -11,6 +11,22 @@ from stream.config import AlertRule, AlertSettings, Settings
 
 
 def default_rules(alerts: AlertSettings) -> tuple[AlertRule, ...]:
+    return _always(alerts) + _optional(alerts)
+
+
+def _optional(alerts: AlertSettings) -> tuple[AlertRule, ...]:
+    """Rules an option turns on: a dead-letter rate (the ``ingest`` rows,
+    :mod:`stream.ingestcounts`) depends on the producers, so no threshold suits all."""
+    if alerts.dead_letter_share is None:
+        return ()
+    return (AlertRule(name="dead_letter_rate", family="ingest", metric="rejected_share",
+                      op=">", threshold=alerts.dead_letter_share, severity="warning",
+                      for_windows=1, resolve_windows=2,
+                      description="share of the window's events rejected to the dead-letter "
+                                  "topic above alerts.dead_letter_share"),)
+
+
+def _always(alerts: AlertSettings) -> tuple[AlertRule, ...]:
     return (
         AlertRule(name="dataset_drift", family="drift", metric="dataset_drift", op=">=",
                   threshold=1.0, severity="warning", for_windows=3, resolve_windows=2,

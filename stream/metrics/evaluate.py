@@ -14,6 +14,7 @@ import numpy as np
 
 from stream.config import MetricsSettings, ModelSettings
 from stream.errors import MetricsError
+from stream.metrics.distribution import distribution_rows
 from stream.metrics.drift import DriftResult, adjust_p_values, column_drift, dataset_drift
 from stream.metrics.estimate import estimate_rows
 from stream.metrics.performance import performance_metrics
@@ -21,7 +22,15 @@ from stream.metrics.quality import latency_metrics, quality_metrics
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.sampling import FloatArray
 from stream.metrics.window import LATENCY_COLUMN, WindowState
-from stream.results import PREDICTION_COLUMN, DriftRow, Family, MetricRow, WindowKey, WindowResults
+from stream.results import (
+    ALL_SEGMENT,
+    PREDICTION_COLUMN,
+    DriftRow,
+    Family,
+    MetricRow,
+    WindowKey,
+    WindowResults,
+)
 
 
 def _drift_results(
@@ -153,6 +162,11 @@ def evaluate_window(
     names = sorted(set(state.columns) | (set(reference.columns) if reference else set()))
     for metric, feature, value in quality_metrics(state, reference, names):
         row("quality", metric, feature, value, n)
+    if reference is not None and key.segment == ALL_SEGMENT and settings.distribution_rows:
+        for feature, metric, value, size in distribution_rows(
+                reference, {c: state.sample.column(c) for c in reference.columns},
+                {c: dict(s.categories.counts) for c, s in state.columns.items()}):
+            row("distribution", metric, feature, value, size)
 
     row("service", "count", "", float(n), n)
     for metric, value in latency_metrics(state, LATENCY_COLUMN):

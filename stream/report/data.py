@@ -56,6 +56,18 @@ WHERE {_RANGE} AND family = 'fairness'
 ORDER BY metric, feature, window_start
 """
 
+#: The latest window's shares on the reference's bins (stream.metrics.distribution), of the
+#: latest window in the range that has them.
+DISTRIBUTION_SQL: Final = f"""
+SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, feature, metric, value,
+       sample_size
+FROM window_metrics_latest
+WHERE {_RANGE} AND segment = 'all' AND family = 'distribution'
+  AND window_start = (SELECT max(window_start) FROM window_metrics_latest
+                      WHERE {_RANGE} AND segment = 'all' AND family = 'distribution')
+ORDER BY model_version, feature, metric
+"""
+
 ALERTS_SQL: Final = """
 SELECT toUnixTimestamp64Milli(time) AS t, rule, severity, state, metric, feature, segment,
        value, threshold, message
@@ -84,6 +96,7 @@ class ReportData:
     segments: list[dict[str, Any]] = field(default_factory=list)
     fairness: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    distribution: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -99,6 +112,7 @@ def load_report_data(store: Store, model_id: str, start: int, end: int) -> Repor
     data.segments = _dicts(store, SEGMENTS_SQL, params)
     data.fairness = _dicts(store, FAIRNESS_SQL, params)
     data.alerts = _dicts(store, ALERTS_SQL, params)
+    data.distribution = _dicts(store, DISTRIBUTION_SQL, params)
     for row in data.drift:
         if row["drifted"] is not None:
             row["drifted"] = bool(row["drifted"])

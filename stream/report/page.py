@@ -11,6 +11,7 @@ import html
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.io import to_html
 from plotly.offline import get_plotlyjs
 
+from stream.metrics.distribution import OTHER
 from stream.metrics.reference import ReferenceProfile
 from stream.report.data import ReportData
 
@@ -94,16 +96,59 @@ def drift_figures(data: ReportData) -> list[str]:
     return out
 
 
+def _bins(rows: list[dict[str, Any]]) -> tuple[list[str], list[float], list[float]]:
+    """Bin labels, reference shares and window shares of one feature's distribution rows."""
+    values = {r["metric"]: float(r["value"]) for r in rows}
+    if any(m.startswith("bin_") for m in values):
+        count = sum(1 for m in values if m.startswith("bin_"))
+        edges = [values[f"edge_{i:02d}"] for i in range(1, count)]
+        labels = [f"< {edges[0]:.4g}"] if edges else ["all"]
+        labels += [f"[{a:.4g}, {b:.4g})" for a, b in pairwise(edges)]
+        labels += [f">= {edges[-1]:.4g}"] if edges else []
+        keys = [f"{i:02d}" for i in range(1, count + 1)]
+        return (labels, [values.get(f"reference_bin_{k}", 0.0) for k in keys],
+                [values[f"bin_{k}"] for k in keys])
+    cats = sorted((m.split(":", 1)[1] for m in values if m.startswith("category:")),
+                  key=lambda c: (c == OTHER, -values.get(f"reference_category:{c}", 0.0), c))
+    return (cats, [values.get(f"reference_category:{c}", 0.0) for c in cats],
+            [values[f"category:{c}"] for c in cats])
+
+
 def reference_figures(data: ReportData, reference: ReferenceProfile | None) -> list[str]:
-    """The reference distribution of each feature with the latest window's verdict on it."""
-    if reference is None:
-        return []
+    """Each feature's latest window beside the reference, on the reference's bins (the
+    ``distribution`` rows the worker wrote); without them, the reference profile's own
+    histogram. Titled with the latest window's verdict."""
     latest: dict[str, dict[str, Any]] = {}
     for row in data.drift:
         latest[row["feature"]] = row  # rows come sorted by window start
+    shares: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    version = max((r["model_version"] for r in data.distribution), default="")
+    for row in data.distribution:
+        if row["model_version"] == version:
+            shares[row["feature"]].append(row)
+    columns = dict(reference.columns) if reference is not None else {}
     out = []
-    for name, column in sorted(reference.columns.items()):
+    for name in sorted(set(columns) | set(shares)):
+        column = columns.get(name)
+        last = latest.get(name)
+        verdict = "no window" if last is None else (
+            f"latest window {_time(int(last['ws']))}: {last['method']} "
+            f"{last['statistic']!s:.6}, {_verdict(last['drifted'])} (n={last['current_size']})")
         fig = go.Figure()
+        if name in shares:
+            labels, ref_shares, window_shares = _bins(shares[name])
+            when = _time(int(shares[name][0]["ws"]))
+            fig.add_trace(go.Bar(x=labels, y=ref_shares, name="reference",
+                                 marker={"color": "#9ecae1"}))
+            fig.add_trace(go.Bar(x=labels, y=window_shares, name=f"window {when}",
+                                 marker={"color": "#d62728" if last and last["drifted"]
+                                         else "#3182bd"}))
+            fig.update_layout(barmode="group", yaxis={"title": "share"})
+            out.append(_fig(fig, f"{name}: latest window beside the reference — {verdict}",
+                            300))
+            continue
+        if column is None:
+            continue
         if column.kind == "numeric" and len(column.sample):
             fig.add_trace(go.Histogram(x=column.sample.tolist(), name="reference",
                                        histnorm="probability"))
@@ -114,10 +159,6 @@ def reference_figures(data: ReportData, reference: ReferenceProfile | None) -> l
                                  name="reference"))
         else:
             continue
-        last = latest.get(name)
-        verdict = "no window" if last is None else (
-            f"latest window {_time(int(last['ws']))}: {last['method']} "
-            f"{last['statistic']!s:.6}, {_verdict(last['drifted'])} (n={last['current_size']})")
         out.append(_fig(fig, f"{name} (reference, {column.count} rows) — {verdict}", 280))
     return out
 
@@ -205,9 +246,9 @@ def render_report(data: ReportData, reference: ReferenceProfile | None = None) -
     sections = [
         _section("Drift per feature (segment all)", drift_figures(data),
                  "no drift rows: no reference, or no window in the range"),
-        _section("Reference distribution and the latest window's verdict",
+        _section("The latest window beside the reference, per feature",
                  reference_figures(data, reference),
-                 "no reference profile for this model"),
+                 "no reference profile for this model, and no distribution rows"),
         _section("Performance, coverage and the label-free estimate",
                  performance_figures(data), "no labelled performance rows in the range"),
         _section("Segments ranked by drift", segment_figure(data),

@@ -272,8 +272,9 @@ def create_app(
         source = Source(message.topic, message.partition, message.offset)
         appended.processed(message.topic, message.partition, getattr(message, "timestamp", None))
         decoded = await ingest.handle(event.value, message.key, source)
-        if not decoded.valid:
-            await acks.after(writes1.take(), [event])
+        stage.on_rejected(decoded.rejected, ingest.kind_of(message.topic), message.offset)
+        if not decoded.valid:  # acked at the checkpoint that stores its reject counts
+            await run_plan(stage, Plan(acks=[event]), acks)
         elif message.topic == topics.predictions:
             await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
                            acks)

@@ -166,6 +166,11 @@ def seeded(tmp_path: Path) -> Iterator[EmbeddedStore]:
                 metric_row(**window, family="estimate", metric="cbpe_accuracy"),
                 metric_row(**window, family="quality", metric="null_share", feature="age"),
                 metric_row(**window, family="service", metric="latency_p95_ms", value=12.5),
+                metric_row(**window, family="fairness", metric="demographic_parity_difference",
+                           feature="country", value=0.1),
+                metric_row(**window, family="ingest", metric="predictions", value=90.0),
+                metric_row(**window, family="ingest", metric="rejected", feature="not_json",
+                           value=2.0),
             ),
         ))  # fmt: skip
         store.write_alerts([alert(time=now - 1_000)])

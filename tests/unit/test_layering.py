@@ -38,6 +38,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "sdk": ("stream.sdk", "stream.client"),
     "domain": (
         "stream.ingest",
+        "stream.ingestcounts",
         "stream.join",
         "stream.joinstore",
         "stream.eventtime",

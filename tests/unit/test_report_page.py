@@ -43,3 +43,25 @@ def test_text_from_the_store_is_escaped() -> None:
     assert "<script>alert(1)" not in page  # neither in the table nor in the figure's JSON
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "tidewatch report: &lt;m&gt;" in page
+
+
+def shares(feature: str, values: dict[str, float]) -> list[dict[str, object]]:
+    return [{"model_version": "v1", "ws": T0, "feature": feature, "metric": m, "value": v,
+             "sample_size": 10} for m, v in values.items()]
+
+
+def test_distribution_rows_become_bars_beside_the_reference() -> None:
+    from stream.report.page import _bins
+
+    numeric = shares("x", {"bin_01": 0.2, "bin_02": 0.5, "bin_03": 0.3, "edge_01": 1.5,
+                           "edge_02": 2.25, "reference_bin_01": 0.3,
+                           "reference_bin_02": 0.4, "reference_bin_03": 0.3})
+    assert _bins(numeric) == (["< 1.5", "[1.5, 2.25)", ">= 2.25"], [0.3, 0.4, 0.3],
+                              [0.2, 0.5, 0.3])
+    categorical = shares("c", {"category:a": 0.7, "category:(other)": 0.3,
+                               "reference_category:a": 0.9,
+                               "reference_category:(other)": 0.1})
+    assert _bins(categorical) == (["a", "(other)"], [0.9, 0.1], [0.7, 0.3])  # reference order
+    page = render_report(ReportData("m", 0, 10**13, distribution=numeric + categorical))
+    assert page.count('class="plotly-graph-div"') == 2  # no reference profile needed
+    assert "x: latest window beside the reference" in page

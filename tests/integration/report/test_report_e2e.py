@@ -67,6 +67,10 @@ def test_report_renders_every_plot_without_script_errors(tmp_path: Path) -> None
     # f1, log_loss, precision, recall, roc_auc); segments; fairness; alerts.
     assert plots == 3 + 3 + 6 + 1 + 1 + 1, plots
     assert "accuracy back" in page and "not-m" not in page
+    # The reference figures are the latest window's shares beside the reference's, on the
+    # reference's bins (the distribution rows the backfill wrote), for x, c and the output.
+    beside = re.findall(r"(\w+): latest window beside the reference", page)
+    assert sorted(beside) == ["__prediction__", "c", "x"], beside
     for empty_note in ("no fairness rows", "no alert state change", "no reference profile"):
         assert empty_note not in page
 
@@ -76,6 +80,10 @@ def test_report_renders_every_plot_without_script_errors(tmp_path: Path) -> None
     assert status.group(1) == f"ok {plots}", status.group(1)
     # Every figure has an SVG with at least one trace drawn in it.
     assert dom.stdout.count('class="main-svg"') >= plots
+    # Both bar series (reference, window) of each of the 3 distribution figures drew bars.
+    assert len(re.findall(r'class="trace bars"', dom.stdout)) >= 2 * 3, dom.stdout.count(
+        "bars")
+    assert len(re.findall(r'class="point"', dom.stdout)) >= 2 * (10 + 3 + 10)
 
     shot = tmp_path / "report" / "m.png"
     chromium("--hide-scrollbars", "--window-size=1280,5000", f"--screenshot={shot}",
