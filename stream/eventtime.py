@@ -37,6 +37,12 @@ class ModelClock:
     #: The label horizon's clock (see :meth:`stream.stage1.PartitionStage.horizon_clocks`):
     #: join entries and labelled sides of windows ending more than the horizon before it go.
     horizon_ts: int = 0
+    #: (offset, newest event time so far) per prediction message not yet covered by the
+    #: labels read (see :meth:`stream.stage1.PartitionStage.horizon_clocks`).
+    read: deque[tuple[int, int]] = field(default_factory=deque)
+    #: Newest event time of the model's predictions before the labels' safe offset: any
+    #: label for an earlier window that comes now was appended after them, too late.
+    label_safe_ts: int = 0
     #: Join entries of this model to drop, by the event time they expire at. Entries expire
     #: at their window's end plus the label horizon, so there are few distinct times: a heap
     #: of the times and a list per time, not a heap push per event.
@@ -61,6 +67,20 @@ class ModelClock:
             at = heapq.heappop(self.expiry_times)
             out.extend((at, request_id) for request_id in self.expiry.pop(at))
         return out
+
+    def processed(self, offset: int) -> None:
+        """The prediction message at ``offset`` was processed (``max_ts`` as it left it)."""
+        if self.read and self.read[-1][1] == self.max_ts:
+            return  # nothing new to cover
+        if len(self.read) >= 100_000:  # bounded; the oldest is covered first anyway
+            self.label_safe_ts = max(self.label_safe_ts, self.read.popleft()[1])
+        self.read.append((offset, self.max_ts))
+
+    def cover(self, safe_offset: int) -> None:
+        """Every label appended before the prediction at ``safe_offset`` was has been read:
+        the predictions before it are safe to expire on their own clock."""
+        while self.read and self.read[0][0] < safe_offset:
+            self.label_safe_ts = max(self.label_safe_ts, self.read.popleft()[1])
 
     def waiting(self) -> int:
         """Join entries queued for expiry."""

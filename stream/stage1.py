@@ -44,6 +44,8 @@ from stream.windows import WindowId, encode_frame, window_start
 #: column), so one-event messages paid it per event; the states are batch-invariant (a test
 #: checks that any split gives the same bytes), so folding later changes no figure.
 FOLD_AT = 512
+#: :attr:`PartitionStage.labels_safe_offset` when every label is read (no agent tells).
+ALL_READ = 1 << 62
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,11 @@ class PartitionStage:
         self.early_expiry: list[tuple[int, bytes]] = []
         #: Per model, the newest label time read here (labels say their model).
         self.label_ts: dict[str, int] = {}
-        #: Whether every label message on this partition has been read (the agent says so
-        #: after each message, :mod:`stream.runtime.flow`; True where nobody tells, as in tests).
-        self.labels_caught_up = True
+        #: A prediction offset such that every label appended before the prediction there
+        #: was appended has been read (the agent works it out from the broker's ends of both
+        #: partitions on each tick, :mod:`stream.runtime.flow`); None: not known. Where
+        #: nobody tells (as in tests): every label read.
+        self.labels_safe_offset: int | None = ALL_READ
         #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
         self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
@@ -287,6 +291,8 @@ class PartitionStage:
                 self._count_late(wid, first_late)
             else:
                 by_window.setdefault(wid, []).append(event)
+        for clock in clocks.values():
+            clock.processed(offset)
         for wid in first_late:
             log.info("partition %d: first late predictions of model %s window %d at offset %d "
                      "(its windows are closed through %d)", self.partition, wid.model_id,
@@ -459,17 +465,25 @@ class PartitionStage:
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
     def horizon_clocks(self) -> None:
-        """Move each model's label-horizon clock: its prediction event time, held back to
-        its newest label time while labels wait unread on this partition.
+        """Move each model's label-horizon clock: the newest of (a) its prediction event
+        time, held back to its newest label time, and (b) the newest event time of its
+        predictions before the labels' safe offset (:attr:`labels_safe_offset`). Never goes
+        back.
 
         Catching up on a backlog, the predictions can be read far ahead of the labels
-        that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is already
-        fetched still comes). An entry dropped on the predictions' clock alone would lose
-        those labels; held until the labels are read as far, it joins them as a live
-        worker would. Never goes back."""
+        that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is
+        already fetched still comes). An entry dropped on the predictions' clock alone would
+        lose those labels; held until the labels are read as far (a), it joins them as a
+        live worker would. (b) lets a model without labels expire its entries: every label
+        appended before those predictions has been read, so a label for their windows that
+        comes now was appended after the model's clock had moved on, as late as it would be
+        live. (Neither "caught up now" nor clocks would do: the end offset is a tick old, a
+        backlog produced at many times real speed moves event time by minutes in that tick,
+        and a producer's message times are not the broker's order.)"""
         for model_id, clock in self.clocks.items():
-            gate = clock.max_ts if self.labels_caught_up else min(
-                clock.max_ts, self.label_ts.get(model_id, 0))
+            if self.labels_safe_offset is not None:
+                clock.cover(self.labels_safe_offset)
+            gate = max(min(clock.max_ts, self.label_ts.get(model_id, 0)), clock.label_safe_ts)
             clock.horizon_ts = max(clock.horizon_ts, gate)
 
     def _expire(self, plan: Plan) -> None:
@@ -557,7 +571,8 @@ class PartitionStage:
                 c.waiting() for c in self.clocks.values()),
             "early_labels_waiting": self.early_pending,
             "caught_up": self.caught_up,
-            "labels_caught_up": self.labels_caught_up,
+            "labels_safe_offset": (self.labels_safe_offset
+                                   if self.labels_safe_offset != ALL_READ else None),
             "models": {m: {"closed_through": c.closed_through, "max_event_time": c.max_ts,
                            "horizon_clock": c.horizon_ts,
                            "newest_label": self.label_ts.get(m),

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import deque
 from typing import Any, cast
 
 import faust
@@ -172,6 +173,11 @@ def create_app(
     #: Per partition, the labels partition's end as the broker said on the last tick (the
     #: fetcher's high watermark stands still while the partition is paused).
     labels_ends: dict[int, int] = {}
+    #: Per partition, (labels end, predictions end) asked of the broker in that order on
+    #: each tick; once the agent reaches such a labels end, every label appended before
+    #: the predictions up to that predictions end has been read: the stage's safe offset.
+    label_marks: dict[int, deque[tuple[int, int]]] = {}
+    safe_offsets: dict[int, int] = {}
 
     def labels_unread(partition: int) -> int | None:
         """Label messages on the partition the agent has not processed (None: not known)."""
@@ -192,7 +198,10 @@ def create_app(
         labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
         set_paused(labels, stage.labels_too_far_ahead())
         unread = labels_unread(p)
-        stage.labels_caught_up = unread == 0  # not known: not caught up
+        marks, expected = label_marks.get(p), contiguity.expected(labels)
+        while marks and expected is not None and marks[0][0] <= expected:
+            safe_offsets[p] = marks.popleft()[1]
+        stage.labels_safe_offset = safe_offsets.get(p)
         set_paused(predictions, hold_predictions(
             appended.get(topics.predictions, p), appended.get(topics.labels, p),
             unread or 0, labels in paused))
@@ -224,13 +233,21 @@ def create_app(
         """This partition's caught-up time (see stream.eventtime): the broker's end offset
         now, marked against the next offset the agent expects. Asked of the broker, not the
         fetcher, whose view is stale for a partition it stopped fetching (a full buffer, a
-        rebalance): a window closed by mistake turns the rest late."""
+        rebalance): a window closed by mistake turns the rest late.
+
+        Then the labels partition's end, asked after it: every label appended before the
+        predictions up to that end is below it (see ``label_marks``)."""
         tp = TP(topics.predictions, partition)
+        asked_at = time.time()
+        end = await asyncio.to_thread(reader.end_offset, topics.predictions, partition)
+        labels = TP(topics.labels, partition)
+        await contiguity.start(labels, topics.labels, partition)  # from the committed offset
+        labels_end = labels_ends[partition] = await asyncio.to_thread(
+            reader.end_offset, topics.labels, partition)
+        label_marks.setdefault(partition, deque(maxlen=10_000)).append((labels_end, end))
         expected = contiguity.expected(tp)
         if expected is None:  # not known since the assignment: not proven caught up
             return None
-        asked_at = time.time()
-        end = await asyncio.to_thread(reader.end_offset, topics.predictions, partition)
         marks = catch_ups.setdefault(partition, CatchUp())
         marks.mark(asked_at, end, expected)
         return marks.caught_up
@@ -299,12 +316,6 @@ def create_app(
             for item in await contiguity.catch_up(tp, highwater, taken_to):
                 in_order.register(item)
                 await process1(item, acks)
-        # Where the labels partition ends, and where the agent stands on it (from the
-        # committed offset if no label came yet): whether labels wait unread (stream.flow).
-        tp = TP(topics.labels, partition)
-        await contiguity.start(tp, topics.labels, partition)
-        labels_ends[partition] = await asyncio.to_thread(reader.end_offset, topics.labels,
-                                                         partition)
         stage = stage_for(partition)
         plan = stage.tick(await caught_up(partition))
         plan.acks.append(event)
@@ -391,6 +402,8 @@ def create_app(
             appended.forget(tp.topic, tp.partition)
             if tp.topic == topics.labels:
                 labels_ends.pop(tp.partition, None)
+                label_marks.pop(tp.partition, None)
+                safe_offsets.pop(tp.partition, None)
         contiguity.forget(revoked)
         for in_order in ack_orders.values():
             in_order.forget(revoked)

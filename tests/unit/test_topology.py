@@ -21,7 +21,7 @@ from stream.offline import offline_results
 from stream.references import FileReferences
 from stream.results import WindowResults
 from stream.sdk.partitioning import partition_for
-from stream.stage1 import PartitionStage, Plan
+from stream.stage1 import ALL_READ, PartitionStage, Plan
 from stream.stage2 import MergePlan, MergeStage
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
@@ -159,7 +159,8 @@ class Harness:
                     self._run_raw(part, msg)
                 elif topic == "predictions":
                     # as the agent says after each message (stream.runtime.flow)
-                    self.stage1[part].labels_caught_up = self.labels_read(part)
+                    self.stage1[part].labels_safe_offset = (
+                        ALL_READ if self.labels_read(part) else None)
                     self._run1(part, self.stage1[part].on_predictions(msg.value, msg.offset,
                                                                       msg))
                 else:
@@ -189,7 +190,7 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
-            self.stage1[p].labels_caught_up = self.labels_read(p)
+            self.stage1[p].labels_safe_offset = ALL_READ if self.labels_read(p) else None
             plan = self.stage1[p].tick(self.caught_up(p))
             plan.acks.append(TICK)  # as the agent does: a tick is a message it acks
             self._run1(p, plan)
@@ -517,6 +518,31 @@ def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
     h.tick(1)
     assert sum(s.counters["expired_unlabelled"] for s in h.stage1.values()) == (
         len(preds) - len(labels))
+
+
+def test_entries_expire_only_for_predictions_before_the_labels_safe_offset() -> None:
+    """Every label appended before the prediction at offset 1 was has been read: the message
+    at offset 1 (event time ten minutes on) must not expire the first window's entries,
+    whose labels may have been appended after it; once the safe offset passes it, it does
+    (a model without labels still expires its entries)."""
+    settings = make_settings()
+    settings = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"label_horizon_s": 60})})
+    stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
+    first, _ = make_events(20, seed=29, span_ms=50_000)
+    later = [dict(first[0], request_id=f"z{i}", timestamp=T0 + 600_000 + i) for i in range(5)]
+    stage.labels_safe_offset = 1
+    stage.commit(stage.on_predictions(first, 0, "a"))
+    stage.commit(stage.on_predictions(later, 1, "b"))
+    stage.commit(stage.tick())
+    assert stage.counters["expired_unlabelled"] == 0
+    label = {"request_id": first[3]["request_id"], "model_id": "m",
+             "timestamp": T0 + 700_000, "label": 1}
+    stage.commit(stage.on_labels([label], 0, "l"))
+    assert stage.counters["joined_labels"] == 1  # appended after offset 1's: still joins
+    stage.labels_safe_offset = 2
+    stage.commit(stage.tick())
+    assert stage.counters["expired_unlabelled"] == len(first) - 1
 
 
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
