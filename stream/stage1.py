@@ -44,6 +44,9 @@ from stream.windows import WindowId, encode_frame, window_start
 #: column), so one-event messages paid it per event; the states are batch-invariant (a test
 #: checks that any split gives the same bytes), so folding later changes no figure.
 FOLD_AT = 512
+#: Entries of a model whose labels stopped coming wait at most this many label horizons
+#: beyond their own (on the prediction clock), so that the join state stays bounded.
+LABEL_WAIT_HORIZONS = 3
 #: :attr:`PartitionStage.labels_safe_offset` when every label is read (no agent tells).
 ALL_READ = 1 << 62
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
@@ -465,10 +468,11 @@ class PartitionStage:
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
     def horizon_clocks(self) -> None:
-        """Move each model's label-horizon clock: the newest of (a) its prediction event
-        time, held back to its newest label time, and (b) the newest event time of its
-        predictions before the labels' safe offset (:attr:`labels_safe_offset`). Never goes
-        back.
+        """Move each model's label-horizon clock: (a) its prediction event time, held back
+        to its newest label time; for a model no label of which came here yet, (b) the
+        newest event time of its predictions before the labels' safe offset
+        (:attr:`labels_safe_offset`); never more than :data:`LABEL_WAIT_HORIZONS` horizons
+        behind its prediction time. Never goes back.
 
         Catching up on a backlog, the predictions can be read far ahead of the labels
         that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is
@@ -477,13 +481,17 @@ class PartitionStage:
         live worker would. (b) lets a model without labels expire its entries: every label
         appended before those predictions has been read, so a label for their windows that
         comes now was appended after the model's clock had moved on, as late as it would be
-        live. (Neither "caught up now" nor clocks would do: the end offset is a tick old, a
-        backlog produced at many times real speed moves event time by minutes in that tick,
-        and a producer's message times are not the broker's order.)"""
+        live. (b) is not used for a model with labels: a producer that sends a backlog at
+        many times real speed can append a label well after predictions minutes later in
+        event time (its batches of each partition leave in their own time), and the label
+        is still in time by event time.)"""
         for model_id, clock in self.clocks.items():
             if self.labels_safe_offset is not None:
                 clock.cover(self.labels_safe_offset)
-            gate = max(min(clock.max_ts, self.label_ts.get(model_id, 0)), clock.label_safe_ts)
+            newest_label = self.label_ts.get(model_id)
+            gate = max(clock.label_safe_ts if newest_label is None
+                       else min(clock.max_ts, newest_label),
+                       clock.max_ts - LABEL_WAIT_HORIZONS * self.horizon_ms)
             clock.horizon_ts = max(clock.horizon_ts, gate)
 
     def _expire(self, plan: Plan) -> None:
@@ -524,6 +532,14 @@ class PartitionStage:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
                 del self.perf[wid]
         self.ledger.retain(self.perf)
+
+    def predictions_ahead_of_labels(self) -> bool:
+        """Some model's predictions here are more than half a label horizon (event time)
+        ahead of its labels: reading more of them before the labels would make entries
+        wait (memory) or, past :data:`LABEL_WAIT_HORIZONS`, expire before their labels."""
+        half = self.horizon_ms // 2
+        return any(clock.max_ts - self.label_ts[m] > half
+                   for m, clock in self.clocks.items() if m in self.label_ts)
 
     def labels_too_far_ahead(self) -> bool | None:
         """True: pause reading labels (too many wait for predictions); False: resume

@@ -105,7 +105,9 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        consumer_max_fetch_size=4 * 1024 * 1024,  # a larger frame still comes (KIP-74)
+        # Per partition and fetch: a larger frame still comes (KIP-74); larger fetches let
+        # one input run further ahead of the other before a pause takes effect (flow).
+        consumer_max_fetch_size=1024 * 1024,
         producer_max_request_size=PARTIALS_MAX_BYTES,
         stream_buffer_maxsize=64,
         stream_wait_empty=False,  # messages wait for their windows; never block a rebalance
@@ -204,7 +206,7 @@ def create_app(
         stage.labels_safe_offset = safe_offsets.get(p)
         set_paused(predictions, hold_predictions(
             appended.get(topics.predictions, p), appended.get(topics.labels, p),
-            unread or 0, labels in paused))
+            unread or 0, labels in paused, stage.predictions_ahead_of_labels()))
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]

@@ -49,13 +49,14 @@ class AppendClock:
 
 
 def hold_predictions(predictions_at: float | None, labels_at: float | None,
-                     labels_unread: int, labels_paused: bool,
+                     labels_unread: int, labels_paused: bool, ahead: bool = False,
                      slack_s: float = SLACK_S) -> bool:
     """Whether a partition's predictions should wait for its labels.
 
     ``predictions_at`` / ``labels_at``: append times of the last message processed on each
     side (None: none yet); ``labels_unread``: messages on the labels partition not yet
-    processed (0 when unknown).
+    processed (0 when unknown); ``ahead``: some model's predictions are ahead of its labels
+    in event time (:meth:`stream.stage1.PartitionStage.predictions_ahead_of_labels`).
 
     Examples
     --------
@@ -69,7 +70,9 @@ def hold_predictions(predictions_at: float | None, labels_at: float | None,
     False
     >>> hold_predictions(100.0, None, labels_unread=10, labels_paused=False)  # none read yet
     True
+    >>> hold_predictions(100.0, 100.0, labels_unread=10, labels_paused=False, ahead=True)
+    True
     """
     if labels_paused or labels_unread <= 0 or predictions_at is None:
         return False
-    return labels_at is None or predictions_at - labels_at > slack_s
+    return ahead or labels_at is None or predictions_at - labels_at > slack_s

@@ -491,13 +491,13 @@ def test_labels_far_ahead_ask_for_a_pause_until_predictions_catch_up() -> None:
 
 
 def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
-    """A backlog read predictions first: 20 minutes of them past a 60 s label horizon
+    """A backlog read predictions first: 25 minutes of them past a 10-minute label horizon
     before any label. Entries wait for the labels to be read (the horizon clock is held at
     the newest label while labels wait unread), so every label joins, as live."""
     settings = make_settings()
     settings = settings.model_copy(update={"windows": settings.windows.model_copy(
-        update={"label_horizon_s": 60, "early_label_ttl_s": 30})})
-    preds, labels = make_events(400, seed=23, span_ms=1_200_000)
+        update={"label_horizon_s": 600, "early_label_ttl_s": 30})})
+    preds, labels = make_events(400, seed=23, span_ms=1_500_000)
     h = Harness(settings)
     h.produce("predictions", preds)
     h.produce("labels", labels)
@@ -509,8 +509,9 @@ def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
     assert joined == len(labels)
     assert not any(s.counters["expired_early_labels"] for s in h.stage1.values())
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
-    # Once the labels are read, the horizon runs again: the entries expire.
-    later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 3_000_000 + i)
+    # No label comes any more: the entries go once the predictions are three horizons
+    # past them (stream.stage1.LABEL_WAIT_HORIZONS).
+    later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 4_000_000 + i)
              for i in range(40)]  # every partition gets some
     assert {partition_for(e["request_id"], h.parts) for e in later} == set(range(h.parts))
     h.produce("predictions", later)
@@ -521,13 +522,14 @@ def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
 
 
 def test_entries_expire_only_for_predictions_before_the_labels_safe_offset() -> None:
-    """Every label appended before the prediction at offset 1 was has been read: the message
-    at offset 1 (event time ten minutes on) must not expire the first window's entries,
-    whose labels may have been appended after it; once the safe offset passes it, it does
-    (a model without labels still expires its entries)."""
+    """A model without labels: every label appended before the prediction at offset 1 was
+    has been read. The message at offset 1 (event time ten minutes on) must not expire the
+    first window's entries (a label for them may have been appended after it); once the
+    safe offset passes it, it does, so the join state of a model without labels stays
+    bounded."""
     settings = make_settings()
     settings = settings.model_copy(update={"windows": settings.windows.model_copy(
-        update={"label_horizon_s": 60})})
+        update={"label_horizon_s": 300})})
     stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
     first, _ = make_events(20, seed=29, span_ms=50_000)
     later = [dict(first[0], request_id=f"z{i}", timestamp=T0 + 600_000 + i) for i in range(5)]
@@ -536,13 +538,26 @@ def test_entries_expire_only_for_predictions_before_the_labels_safe_offset() -> 
     stage.commit(stage.on_predictions(later, 1, "b"))
     stage.commit(stage.tick())
     assert stage.counters["expired_unlabelled"] == 0
-    label = {"request_id": first[3]["request_id"], "model_id": "m",
-             "timestamp": T0 + 700_000, "label": 1}
-    stage.commit(stage.on_labels([label], 0, "l"))
-    assert stage.counters["joined_labels"] == 1  # appended after offset 1's: still joins
     stage.labels_safe_offset = 2
     stage.commit(stage.tick())
-    assert stage.counters["expired_unlabelled"] == len(first) - 1
+    assert stage.counters["expired_unlabelled"] == len(first)
+
+
+def test_entries_of_a_model_whose_labels_stopped_wait_three_horizons_at_most() -> None:
+    settings = make_settings()
+    settings = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"label_horizon_s": 60})})
+    stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
+    first, labels = make_events(20, seed=31, span_ms=50_000)
+    stage.labels_safe_offset = None  # labels wait unread, forever
+    stage.commit(stage.on_labels(labels[:1], 0, "l"))
+    stage.commit(stage.on_predictions(first, 0, "a"))
+    def at(seconds: int) -> list[dict[str, Any]]:
+        return [dict(first[0], request_id=f"t{seconds}", timestamp=T0 + seconds * 1000)]
+    stage.commit(stage.on_predictions(at(290), 1, "b"))  # < 60 + 60 + 3 x 60 s
+    assert stage.counters["expired_unlabelled"] == 0
+    stage.commit(stage.on_predictions(at(310), 2, "c"))
+    assert stage.counters["expired_unlabelled"] == len(first) - 1  # one got its label
 
 
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
