@@ -26,64 +26,22 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from stream.config import Settings
 from stream.events import EventKind, Rejected
 from stream.eventtime import ModelClock
+from stream.horizon import LabelHorizon
 from stream.ingestcounts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, IngestLedger
 from stream.join import Entry, PerfWindow, position, prediction_fields
 from stream.joinstore import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
+from stream.stageplan import FOLD_AT, OpenWindow, PendingAck, Plan, group_pairs
 from stream.windows import WindowId, encode_frame, window_start
 
-#: Events (or labelled pairs) a window collects before adding them to its states in one
-#: batch. A window state's update costs about the same for 1 row as for hundreds (numpy per
-#: column), so one-event messages paid it per event; the states are batch-invariant (a test
-#: checks that any split gives the same bytes), so folding later changes no figure.
-FOLD_AT = 512
-#: Entries of a model whose labels stopped coming wait at most this many label horizons
-#: beyond their own (on the prediction clock), so that the join state stays bounded.
-LABEL_WAIT_HORIZONS = 3
-#: :attr:`PartitionStage.labels_safe_offset` when every label is read (no agent tells).
-ALL_READ = 1 << 62
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class PendingAck:
-    """A prediction message waiting for the windows it fed to close."""
-
-    handle: Any
-    remaining: int
-
-
-@dataclass(slots=True)
-class OpenWindow:
-    router: SegmentRouter
-    states: dict[str, WindowState] = field(default_factory=dict)
-    waiting: list[PendingAck] = field(default_factory=list)
-    events: int = 0
-    #: Events not yet added to ``states`` (see :data:`FOLD_AT`).
-    pending: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Plan:
-    """What the agent must do, in order: send ``frames`` (awaiting delivery), send
-    ``broadcast`` to every partials partition, then :meth:`PartitionStage.commit`, then
-    ack what it returns once the table writes made so far are delivered."""
-
-    frames: list[tuple[bytes, bytes]] = field(default_factory=list)
-    broadcast: list[bytes] = field(default_factory=list)
-    #: Models whose windows closed further: the new mark, persisted by ``commit``.
-    closed_through: dict[str, int] = field(default_factory=dict)
-    acks: list[Any] = field(default_factory=list)
-    #: Planned by a tick: a checkpoint is due.
-    tick: bool = False
 
 
 class PartitionStage:
@@ -111,13 +69,9 @@ class PartitionStage:
         #: Labels whose prediction has not come (no model clock yet): they expire by the
         #: newest prediction time of any model here.
         self.early_expiry: list[tuple[int, bytes]] = []
-        #: Per model, the newest label time read here (labels say their model).
-        self.label_ts: dict[str, int] = {}
-        #: A prediction offset such that every label appended before the prediction there
-        #: was appended has been read (the agent works it out from the broker's ends of both
-        #: partitions on each tick, :mod:`stream.runtime.flow`); None: not known. Where
-        #: nobody tells (as in tests): every label read.
-        self.labels_safe_offset: int | None = ALL_READ
+        #: The labels read here, and the horizon clocks they allow (the agent sets its
+        #: ``safe_offset`` after each message; where nobody tells, as in tests: all read).
+        self.horizon = LabelHorizon(self.horizon_ms)
         #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
         self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
@@ -178,7 +132,7 @@ class PartitionStage:
 
     def _fold_labelled(self, wid: WindowId, perf: PerfWindow) -> None:
         """Add the window's collected labelled pairs to its states, in one batch."""
-        for seg, group in _group_pairs(perf.router, perf.pending).items():
+        for seg, group in group_pairs(perf.router, perf.pending).items():
             state = perf.states.get(seg)
             if state is None:
                 state = perf.states[seg] = self._new_state(wid.model_id)
@@ -346,8 +300,7 @@ class PartitionStage:
                     self.joins.touch(entry.label_pack)
                 continue
             model_id = event["model_id"]
-            if lts > self.label_ts.get(model_id, 0):
-                self.label_ts[model_id] = lts
+            self.horizon.label_read(model_id, lts)
             entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
             self.joins.put(request_id, entry, "l", offset)
             if entry.window is None:
@@ -467,41 +420,14 @@ class PartitionStage:
                   "ing": self.ledger.window(wid)}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
-    def horizon_clocks(self) -> None:
-        """Move each model's label-horizon clock: (a) its prediction event time, held back
-        to its newest label time; for a model no label of which came here yet, (b) the
-        newest event time of its predictions before the labels' safe offset
-        (:attr:`labels_safe_offset`); never more than :data:`LABEL_WAIT_HORIZONS` horizons
-        behind its prediction time. Never goes back.
-
-        Catching up on a backlog, the predictions can be read far ahead of the labels
-        that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is
-        already fetched still comes). An entry dropped on the predictions' clock alone would
-        lose those labels; held until the labels are read as far (a), it joins them as a
-        live worker would. (b) lets a model without labels expire its entries: every label
-        appended before those predictions has been read, so a label for their windows that
-        comes now was appended after the model's clock had moved on, as late as it would be
-        live. (b) is not used for a model with labels: a producer that sends a backlog at
-        many times real speed can append a label well after predictions minutes later in
-        event time (its batches of each partition leave in their own time), and the label
-        is still in time by event time.)"""
-        for model_id, clock in self.clocks.items():
-            if self.labels_safe_offset is not None:
-                clock.cover(self.labels_safe_offset)
-            newest_label = self.label_ts.get(model_id)
-            gate = max(clock.label_safe_ts if newest_label is None
-                       else min(clock.max_ts, newest_label),
-                       clock.max_ts - LABEL_WAIT_HORIZONS * self.horizon_ms)
-            clock.horizon_ts = max(clock.horizon_ts, gate)
-
     def _expire(self, plan: Plan) -> None:
         """Drop entries past the label horizon (or early labels past their TTL).
 
-        The clock is each model's horizon clock (:meth:`horizon_clocks`; for early labels,
+        The clock is each model's horizon clock (:mod:`stream.horizon`; for early labels,
         the newest prediction time of any model): label times say when an outcome was
         observed (often long after), and would expire labels whose predictions are merely
         still in flight."""
-        self.horizon_clocks()
+        self.horizon.advance(self.clocks)
         due: list[tuple[int, bytes]] = []
         for clock in self.clocks.values():
             due.extend(clock.due())
@@ -532,14 +458,6 @@ class PartitionStage:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
                 del self.perf[wid]
         self.ledger.retain(self.perf)
-
-    def predictions_ahead_of_labels(self) -> bool:
-        """Some model's predictions here are more than half a label horizon (event time)
-        ahead of its labels: reading more of them before the labels would make entries
-        wait (memory) or, past :data:`LABEL_WAIT_HORIZONS`, expire before their labels."""
-        half = self.horizon_ms // 2
-        return any(clock.max_ts - self.label_ts[m] > half
-                   for m, clock in self.clocks.items() if m in self.label_ts)
 
     def labels_too_far_ahead(self) -> bool | None:
         """True: pause reading labels (too many wait for predictions); False: resume
@@ -587,21 +505,11 @@ class PartitionStage:
                 c.waiting() for c in self.clocks.values()),
             "early_labels_waiting": self.early_pending,
             "caught_up": self.caught_up,
-            "labels_safe_offset": (self.labels_safe_offset
-                                   if self.labels_safe_offset != ALL_READ else None),
+            "labels_safe_offset": self.horizon.safe_offset,
             "models": {m: {"closed_through": c.closed_through, "max_event_time": c.max_ts,
                            "horizon_clock": c.horizon_ts,
-                           "newest_label": self.label_ts.get(m),
+                           "newest_label": self.horizon.newest_label.get(m),
                            "idle": c.idle} for m, c in sorted(self.clocks.items())},
             **self.counters,
         }
 
-
-def _group_pairs(
-    router: SegmentRouter, pairs: list[tuple[dict[str, Any], Any]]
-) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-    for pair in pairs:
-        for seg in router.route(pair[0]):
-            out.setdefault(seg, []).append(pair)
-    return out

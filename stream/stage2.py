@@ -393,7 +393,7 @@ class MergeStage:
     def _advance_model_clocks(self) -> None:
         """Each model's horizon clock: the lowest among the sources holding it (sources
         without it hold back nothing), and never backwards. A source's clock waits for its
-        labels to be read (:meth:`stream.stage1.PartitionStage.horizon_clocks`), so a
+        labels to be read (:mod:`stream.horizon`), so a
         window's labelled side is not forgotten here while labels for it may still come."""
         lowest: dict[str, int] = {}
         for progress in self.progress.values():

@@ -43,8 +43,9 @@ from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.runtime.flow import AppendClock, hold_predictions
 from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.sink import decode_results, encode_results, encode_window
-from stream.stage1 import PartitionStage, Plan
+from stream.stage1 import PartitionStage
 from stream.stage2 import MergePlan, MergeStage, References
+from stream.stageplan import Plan
 from stream.store import Store
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 
@@ -203,10 +204,10 @@ def create_app(
         marks, expected = label_marks.get(p), contiguity.expected(labels)
         while marks and expected is not None and marks[0][0] <= expected:
             safe_offsets[p] = marks.popleft()[1]
-        stage.labels_safe_offset = safe_offsets.get(p)
+        stage.horizon.safe_offset = safe_offsets.get(p)
         set_paused(predictions, hold_predictions(
             appended.get(topics.predictions, p), appended.get(topics.labels, p),
-            unread or 0, labels in paused, stage.predictions_ahead_of_labels()))
+            unread or 0, labels in paused, stage.horizon.predictions_ahead(stage.clocks)))
 
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]

@@ -56,7 +56,7 @@ def hold_predictions(predictions_at: float | None, labels_at: float | None,
     ``predictions_at`` / ``labels_at``: append times of the last message processed on each
     side (None: none yet); ``labels_unread``: messages on the labels partition not yet
     processed (0 when unknown); ``ahead``: some model's predictions are ahead of its labels
-    in event time (:meth:`stream.stage1.PartitionStage.predictions_ahead_of_labels`).
+    in event time (:meth:`stream.horizon.LabelHorizon.predictions_ahead`).
 
     Examples
     --------

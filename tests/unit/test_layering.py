@@ -42,6 +42,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "stream.join",
         "stream.joinstore",
         "stream.eventtime",
+        "stream.horizon",
+        "stream.stageplan",
         "stream.windows",
         "stream.stage1",
         "stream.stage2",

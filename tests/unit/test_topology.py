@@ -16,13 +16,15 @@ import pytest
 
 from stream.config import Settings, load_settings
 from stream.events import EventKind, decode_message
+from stream.horizon import ALL_READ
 from stream.joinstore import pack_key
 from stream.offline import offline_results
 from stream.references import FileReferences
 from stream.results import WindowResults
 from stream.sdk.partitioning import partition_for
-from stream.stage1 import ALL_READ, PartitionStage, Plan
+from stream.stage1 import PartitionStage
 from stream.stage2 import MergePlan, MergeStage
+from stream.stageplan import Plan
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 
@@ -159,7 +161,7 @@ class Harness:
                     self._run_raw(part, msg)
                 elif topic == "predictions":
                     # as the agent says after each message (stream.runtime.flow)
-                    self.stage1[part].labels_safe_offset = (
+                    self.stage1[part].horizon.safe_offset = (
                         ALL_READ if self.labels_read(part) else None)
                     self._run1(part, self.stage1[part].on_predictions(msg.value, msg.offset,
                                                                       msg))
@@ -190,7 +192,7 @@ class Harness:
     def tick(self, seconds: float) -> None:
         self.clock[0] += seconds
         for p in range(self.parts):
-            self.stage1[p].labels_safe_offset = ALL_READ if self.labels_read(p) else None
+            self.stage1[p].horizon.safe_offset = ALL_READ if self.labels_read(p) else None
             plan = self.stage1[p].tick(self.caught_up(p))
             plan.acks.append(TICK)  # as the agent does: a tick is a message it acks
             self._run1(p, plan)
@@ -510,7 +512,7 @@ def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
     assert not any(s.counters["expired_early_labels"] for s in h.stage1.values())
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
     # No label comes any more: the entries go once the predictions are three horizons
-    # past them (stream.stage1.LABEL_WAIT_HORIZONS).
+    # past them (stream.horizon.LABEL_WAIT_HORIZONS).
     later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 4_000_000 + i)
              for i in range(40)]  # every partition gets some
     assert {partition_for(e["request_id"], h.parts) for e in later} == set(range(h.parts))
@@ -533,12 +535,12 @@ def test_entries_expire_only_for_predictions_before_the_labels_safe_offset() -> 
     stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
     first, _ = make_events(20, seed=29, span_ms=50_000)
     later = [dict(first[0], request_id=f"z{i}", timestamp=T0 + 600_000 + i) for i in range(5)]
-    stage.labels_safe_offset = 1
+    stage.horizon.safe_offset = 1
     stage.commit(stage.on_predictions(first, 0, "a"))
     stage.commit(stage.on_predictions(later, 1, "b"))
     stage.commit(stage.tick())
     assert stage.counters["expired_unlabelled"] == 0
-    stage.labels_safe_offset = 2
+    stage.horizon.safe_offset = 2
     stage.commit(stage.tick())
     assert stage.counters["expired_unlabelled"] == len(first)
 
@@ -549,7 +551,7 @@ def test_entries_of_a_model_whose_labels_stopped_wait_three_horizons_at_most() -
         update={"label_horizon_s": 60})})
     stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
     first, labels = make_events(20, seed=31, span_ms=50_000)
-    stage.labels_safe_offset = None  # labels wait unread, forever
+    stage.horizon.safe_offset = None  # labels wait unread, forever
     stage.commit(stage.on_labels(labels[:1], 0, "l"))
     stage.commit(stage.on_predictions(first, 0, "a"))
     def at(seconds: int) -> list[dict[str, Any]]:
