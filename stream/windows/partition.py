@@ -9,13 +9,13 @@ No loss, no double count, without Kafka transactions:
 
 - a prediction message is acked only once every window it fed is closed, its partial sent
   (delivery awaited) and its model's new ``closed_through`` written, after the join
-  entries, at a checkpoint (event time is per model: :mod:`stream.eventtime`). Until then
+  entries, at a checkpoint (event time is per model: :mod:`stream.windows.eventtime`). Until then
   its offset is not committed, so after a crash it is read again and the open window is
   rebuilt from exactly the same events; events of windows already closed are skipped;
 - the join table says, per request, the position of the event that wrote it: a replay is
   recognised and processed again, a duplicate (another position) is ignored;
 - the labelled side of every window is rebuilt from the join table after a restart (see
-  :mod:`stream.join`), and re-sent: stage 2 replaces a source's labelled side, so a re-send
+  :mod:`stream.join.entries`), and re-sent: stage 2 replaces a source's labelled side, so a re-send
   changes nothing.
 """
 
@@ -30,15 +30,15 @@ from typing import Any
 
 from stream.config import Settings
 from stream.events import EventKind, Rejected
-from stream.eventtime import ModelClock
-from stream.horizon import LabelHorizon
-from stream.ingestcounts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, IngestLedger
-from stream.join import Entry, PerfWindow, position, prediction_fields
-from stream.joinstore import MARK_PREFIX, JoinStore
+from stream.ingest.counts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, IngestLedger
+from stream.join.entries import Entry, PerfWindow, position, prediction_fields
+from stream.join.horizon import LabelHorizon
+from stream.join.store import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
-from stream.stageplan import FOLD_AT, OpenWindow, PendingAck, Plan, group_pairs
-from stream.windows import WindowId, encode_frame, window_start
+from stream.windows.eventtime import ModelClock
+from stream.windows.frames import WindowId, encode_frame, window_start
+from stream.windows.plan import FOLD_AT, OpenWindow, PendingAck, Plan, group_pairs
 
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class PartitionStage:
         #: The labels read here, and the horizon clocks they allow (the agent sets its
         #: ``safe_offset`` after each message; where nobody tells, as in tests: all read).
         self.horizon = LabelHorizon(self.horizon_ms)
-        #: Latest caught-up time of this partition (see :class:`stream.eventtime.CatchUp`).
+        #: Latest caught-up time of this partition (see :class:`stream.windows.eventtime.CatchUp`).
         self.caught_up: float | None = None
         self.open: dict[WindowId, OpenWindow] = {}
         self.perf: dict[WindowId, PerfWindow] = {}
@@ -83,7 +83,7 @@ class PartitionStage:
         self.held: list[Any] = []
         self.last_revision = clock()
         self._rebuild_from_table()
-        #: Duplicates and rejects per window (the ``ingest`` rows; stream.ingestcounts).
+        #: Duplicates and rejects per window (the ``ingest`` rows; stream.ingest.counts).
         self.ledger = IngestLedger(partition, joins, self.size_ms, self.horizon_ms,
                                    lambda m: c.horizon_ts if (c := self.clocks.get(m)) else None,
                                    clock)
@@ -321,7 +321,7 @@ class PartitionStage:
         return plan
 
     def on_rejected(self, rejects: list[Rejected], kind: EventKind, offset: int) -> None:
-        """Count a message's dead letters in the windows they name (stream.ingestcounts)."""
+        """Count a message's dead letters in the windows they name (stream.ingest.counts)."""
         self._changed(self.ledger.rejected(rejects, kind, offset))
 
     def _changed(self, windows: Iterable[WindowId]) -> None:
@@ -333,7 +333,7 @@ class PartitionStage:
         """Called on every tick message: idleness, revisions, expiry, heartbeat.
 
         ``caught_up``: this partition's caught-up time as of now (see
-        :class:`stream.eventtime.CatchUp`), None if not known. Only a tick passes it: only
+        :class:`stream.windows.eventtime.CatchUp`), None if not known. Only a tick passes it: only
         the broker knows whether messages wait unread, and a label that arrives while the
         predictions are held up (a slow fetch, a hole being read) must not close their
         window by idleness."""
@@ -423,7 +423,7 @@ class PartitionStage:
     def _expire(self, plan: Plan) -> None:
         """Drop entries past the label horizon (or early labels past their TTL).
 
-        The clock is each model's horizon clock (:mod:`stream.horizon`; for early labels,
+        The clock is each model's horizon clock (:mod:`stream.join.horizon`; for early labels,
         the newest prediction time of any model): label times say when an outcome was
         observed (often long after), and would expire labels whose predictions are merely
         still in flight."""
@@ -451,7 +451,7 @@ class PartitionStage:
             model = self.clocks.get(wid.model_id)
             if model is not None:
                 past = wid.end(self.size_ms) < model.horizon_ts - self.horizon_ms
-            else:  # only dead letters or duplicates (stream.ingestcounts): the wall clock
+            else:  # only dead letters or duplicates (stream.ingest.counts): the wall clock
                 past = wid.end(self.size_ms) < now_ms - self.horizon_ms
             if past and wid not in self.open:
                 if perf.dirty:  # its last labels, before the window is forgotten
@@ -473,7 +473,7 @@ class PartitionStage:
         """After the plan's frames were delivered: take a checkpoint if one is due, and
         return the handles that may be acked (once the writes made now are delivered).
 
-        A checkpoint (:mod:`stream.joinstore`) writes the join entries buffered since the
+        A checkpoint (:mod:`stream.join.store`) writes the join entries buffered since the
         last one, then the models' closed-through marks, into the same table, so one
         changelog partition carries them in that order: a mark never reaches Kafka before
         the entries of the events it covers (after a crash, events of a window at or below
