@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stream.alerts.evaluator import ModelAlerts
 from stream.config import ModelSettings, Settings
+from stream.merge.offline import offline_results
 from stream.metrics.concept import PageHinkley
 from stream.metrics.reference import ReferenceProfile
-from stream.offline import offline_results
 from stream.results import AlertRecord, WindowResults
 from tests.sea import T0, WINDOW_MS, reference_events, sea_events
 

@@ -54,7 +54,7 @@ from load_tests.benchkit import (
     write_config,
 )
 from stream.topics import ensure_topics, internal_topics
-from stream.windows import window_start
+from stream.windows.frames import window_start
 
 
 @dataclass

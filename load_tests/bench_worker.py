@@ -67,7 +67,7 @@ from load_tests.benchkit import (
     write_config,
 )
 from stream.topics import internal_topics
-from stream.windows import window_start
+from stream.windows.frames import window_start
 
 #: The steady rate as a share of the worker's measured capacity when 10,000/s is beyond it: at
 #: 60% a worker on a busy 2-core machine fell 30 s behind in 150 s, and the latency measured

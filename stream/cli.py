@@ -35,8 +35,8 @@ def _demo_produce(args: argparse.Namespace) -> int:
 
 
 def _reference_set(args: argparse.Namespace) -> int:
+    from stream.merge.references import publish_reference
     from stream.metrics.reference import ReferenceProfile
-    from stream.references import publish_reference
     from stream.topics import ensure_topics
 
     settings = load_settings(args.config)
@@ -64,7 +64,7 @@ def _alerts_tail(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     from stream.backfill.run import backfill
-    from stream.references import FileReferences, TopicReferences
+    from stream.merge.references import FileReferences, TopicReferences
     from stream.store import open_store
 
     settings = load_settings(args.config)
@@ -83,7 +83,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from stream.events import parse_timestamp
-    from stream.references import FileReferences
+    from stream.merge.references import FileReferences
     from stream.report.data import load_report_data
     from stream.report.page import write_report
     from stream.store import open_store

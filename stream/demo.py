@@ -126,8 +126,8 @@ def produce_demo_traffic(
     start = start_ms if start_ms is not None else (int(time.time() * 1000) - span_ms)
     reference_rows = 0
     if reference:
+        from stream.merge.references import publish_reference
         from stream.metrics.reference import ReferenceProfile
-        from stream.references import publish_reference
 
         profile = ReferenceProfile.from_events(demo_reference(start, span_ms),
                                                settings.metrics.model(DEMO_MODEL))
@@ -282,7 +282,7 @@ def _write_report(settings: Settings, config: Path) -> Path | None:
     (it holds the folder while it runs); says where, or why not."""
     from stream.errors import StreamError
     from stream.events import MAX_EPOCH_MS
-    from stream.references import FileReferences
+    from stream.merge.references import FileReferences
     from stream.report.data import load_report_data
     from stream.report.page import write_report
     from stream.store import open_store

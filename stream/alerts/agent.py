@@ -26,9 +26,9 @@ from typing import Any
 from stream.alerts.evaluator import ModelAlerts, window_of
 from stream.alerts.messages import encode_alert
 from stream.config import Settings
+from stream.merge.sink import decode_window, encode_results
+from stream.merge.stage import References
 from stream.results import WindowResults
-from stream.sink import decode_window, encode_results
-from stream.stage2 import References
 from stream.store import Store
 
 log = logging.getLogger(__name__)

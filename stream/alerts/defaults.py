@@ -16,7 +16,7 @@ def default_rules(alerts: AlertSettings) -> tuple[AlertRule, ...]:
 
 def _optional(alerts: AlertSettings) -> tuple[AlertRule, ...]:
     """Rules an option turns on: a dead-letter rate (the ``ingest`` rows,
-    :mod:`stream.ingestcounts`) depends on the producers, so no threshold suits all."""
+    :mod:`stream.ingest.counts`) depends on the producers, so no threshold suits all."""
     if alerts.dead_letter_share is None:
         return ()
     return (AlertRule(name="dead_letter_rate", family="ingest", metric="rejected_share",

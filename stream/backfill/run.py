@@ -1,6 +1,6 @@
 """Compute the stream's rows from files and write them to the configured store.
 
-The rows come from :func:`stream.offline.offline_results`, the reference computation the
+The rows come from :func:`stream.merge.offline.offline_results`, the reference computation the
 topology tests hold the stream to (same segment routing, caps, and stage 2's
 ``evaluate_closed_window``), so a backfilled window equals the streamed one for the same
 events. The revision of a row is, as in the stream, the window's labelled count: backfilling
@@ -23,9 +23,9 @@ from stream.backfill.readers import Format, Tally, read_events
 from stream.config import Settings
 from stream.errors import StoreError
 from stream.events import EventKind
-from stream.offline import offline_results
+from stream.merge.offline import offline_results
+from stream.merge.stage import References
 from stream.results import DriftRow, MetricRow, WindowResults
-from stream.stage2 import References
 from stream.store import Store
 
 WRITE_CHUNK_ROWS = 5_000

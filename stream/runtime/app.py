@@ -12,7 +12,7 @@ All four topics and the tables have the same partition count. The input topics a
 co-partitioned, so partition *p* of each lands on one worker and the join stays local; the
 tables are written from the partition being processed, as Faust requires. Agent concurrency
 stays at 1 (Faust can commit past an in-flight message with more); parallelism comes from
-partitions and workers. Acks are manual (``noack``): see :mod:`stream.stage1` for why a
+partitions and workers. Acks are manual (``noack``): see :mod:`stream.windows.partition` for why a
 message is acked only when what it fed is safely downstream.
 """
 
@@ -33,21 +33,21 @@ from faust.web import Request, Response, View
 
 from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
-from stream.eventtime import CatchUp
-from stream.ingest import DeadLetter, Ingest, Source
-from stream.joinstore import join_index
+from stream.ingest.dead_letters import DeadLetter, Ingest, Source
+from stream.join.store import join_index
+from stream.merge.sink import decode_results, encode_results, encode_window
+from stream.merge.stage import MergePlan, MergeStage, References
 from stream.runtime import faust_fixes
 from stream.runtime.acks import InOrderAcks
 from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.runtime.flow import AppendClock, hold_predictions
 from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
-from stream.sink import decode_results, encode_results, encode_window
-from stream.stage1 import PartitionStage
-from stream.stage2 import MergePlan, MergeStage, References
-from stream.stageplan import Plan
 from stream.store import Store
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
+from stream.windows.eventtime import CatchUp
+from stream.windows.partition import PartitionStage
+from stream.windows.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def create_app(
                              value_type=value_type, options=dict(store_options) or None)
 
     # The join state and the models' closed-through marks share one table, so that one
-    # changelog partition carries a checkpoint's entries before its marks (stream.stage1).
+    # changelog partition carries a checkpoint's entries before its marks
+    # (stream.windows.partition).
     joins = table("joins", writes1)
     perf, finals = table("perf", writes2), table("finals", writes2)
 
@@ -233,7 +234,7 @@ def create_app(
     catch_ups: dict[int, CatchUp] = {}
 
     async def caught_up(partition: int) -> float | None:
-        """This partition's caught-up time (see stream.eventtime): the broker's end offset
+        """This partition's caught-up time (see stream.windows.eventtime): the broker's end offset
         now, marked against the next offset the agent expects. Asked of the broker, not the
         fetcher, whose view is stale for a partition it stopped fetching (a full buffer, a
         rebalance): a window closed by mistake turns the rest late.

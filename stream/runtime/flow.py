@@ -4,8 +4,9 @@ A live worker reads predictions and labels as they are produced: a label comes a
 prediction, within the label horizon, and joins. Catching up on a backlog, the consumer
 fetches both topics as fast as it can and either can run far ahead of the other:
 
-- labels ahead: they wait as early labels (:meth:`stream.stage1.PartitionStage.
-  labels_too_far_ahead` pauses the labels partition while too many wait);
+- labels ahead: they wait as early labels
+  (:meth:`stream.windows.partition_state.PartitionState.labels_too_far_ahead` pauses the
+  labels partition while too many wait);
 - predictions ahead: their join entries expire once the model's prediction clock passes the
   window end plus the label horizon, before labels that were sent in time are read, and
   those labels are lost (38,064 of 50,001 joined in one ``make bench`` backlog).
@@ -56,7 +57,7 @@ def hold_predictions(predictions_at: float | None, labels_at: float | None,
     ``predictions_at`` / ``labels_at``: append times of the last message processed on each
     side (None: none yet); ``labels_unread``: messages on the labels partition not yet
     processed (0 when unknown); ``ahead``: some model's predictions are ahead of its labels
-    in event time (:meth:`stream.horizon.LabelHorizon.predictions_ahead`).
+    in event time (:meth:`stream.join.horizon.LabelHorizon.predictions_ahead`).
 
     Examples
     --------

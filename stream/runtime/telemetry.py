@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stream.ingest import IngestStats
+from stream.ingest.dead_letters import IngestStats
 
 PREFIX: Final = "tidewatch_"
 #: prometheus_client's ``CONTENT_TYPE_LATEST`` without ``charset=utf-8``, which aiohttp refuses
@@ -57,8 +57,8 @@ class Sources:
     """Where the figures live; the mappings are the app's own, read live at each scrape."""
 
     ingest: IngestStats
-    stages: Mapping[int, Any]  # partition -> stream.stage1.PartitionStage
-    merges: Mapping[int, Any]  # partition -> stream.stage2.MergeStage
+    stages: Mapping[int, Any]  # partition -> stream.windows.partition.PartitionStage
+    merges: Mapping[int, Any]  # partition -> stream.merge.stage.MergeStage
     positions: Callable[[], dict[str, Any]]
     offsets: Mapping[str, int] = field(default_factory=dict)
     alerts: Mapping[str, int] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from faust.worker import Worker
 
 from stream.config import Settings
 from stream.errors import ConfigError
-from stream.references import TopicReferences
+from stream.merge.references import TopicReferences
 from stream.runtime.app import create_app
 from stream.runtime.contiguity import BrokerReader
 from stream.runtime.shutdown import ShutdownWatchdog

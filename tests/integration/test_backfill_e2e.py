@@ -2,7 +2,7 @@
 
 The files are the events :mod:`tests.integration.test_topology_e2e` streams, in each format,
 with bad rows mixed in; the rows read back from the store's ``*_latest`` views must equal
-:func:`stream.offline.offline_results` on the valid events, which is what the topology tests
+:func:`stream.merge.offline.offline_results` on the valid events, which is what the topology tests
 hold the stream to. ``test_backfill_equals_stream`` (needs the broker) closes the loop: the
 rows of a real worker run on the results topic equal the backfilled ones.
 """

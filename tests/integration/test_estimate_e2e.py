@@ -11,8 +11,8 @@ import numpy as np
 import orjson
 import pytest
 
+from stream.merge.references import FileReferences
 from stream.metrics.synthetic import SHIFTS, binary_sample
-from stream.references import FileReferences
 from stream.topics import ensure_topics
 
 from .test_topology_e2e import FAST, T0, ResultsReader, expected, produce, wait_for_results

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from stream.merge.references import FileReferences, TopicReferences, publish_reference
 from stream.metrics.reference import ReferenceProfile
 from stream.metrics.window import WindowState
-from stream.references import FileReferences, TopicReferences, publish_reference
 from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 

@@ -2,7 +2,7 @@
 
 Each test produces a stream with the SDK, runs ``tidewatch worker`` processes, reads the
 results topic and compares the latest revision of every row with the offline computation
-(:func:`stream.offline.offline_results`) on the same events.
+(:func:`stream.merge.offline.offline_results`) on the same events.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from confluent_kafka import Consumer
 
 from stream.config import Settings
-from stream.offline import offline_results
-from stream.references import FileReferences
+from stream.merge.offline import offline_results
+from stream.merge.references import FileReferences
 from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
 

@@ -25,7 +25,7 @@ from load_tests.bench_report import (
     table_rows,
     watermark_passes,
 )
-from stream.windows import window_start
+from stream.windows.frames import window_start
 
 
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50), st.floats(0, 100))

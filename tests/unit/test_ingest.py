@@ -7,7 +7,7 @@ import asyncio
 import orjson
 
 from stream.events import Rejected
-from stream.ingest import DLQ_MAX_VALUE, DeadLetter, Ingest, Source, dead_letter
+from stream.ingest.dead_letters import DLQ_MAX_VALUE, DeadLetter, Ingest, Source, dead_letter
 
 GOOD = {"request_id": "r", "model_id": "m", "timestamp": 1, "features": {}, "prediction": 0}
 

@@ -12,7 +12,7 @@ import pytest
 
 from stream.config import Settings, load_settings
 from stream.events import Rejected
-from stream.ingestcounts import (
+from stream.ingest.counts import (
     DUPLICATE_PREDICTIONS,
     MAX_WINDOWS,
     UNKNOWN_MODEL,
@@ -22,7 +22,7 @@ from stream.ingestcounts import (
     sum_counts,
 )
 from stream.sdk.partitioning import partition_for
-from stream.windows import WindowId
+from stream.windows.frames import WindowId
 from tests.unit.test_topology import T0, Harness, make_events
 
 SIZE = 60_000

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 
 from stream.config import load_settings
-from stream.join import Entry
-from stream.joinstore import JoinStore, join_index, pack_key
-from stream.windows import WindowId
+from stream.join.entries import Entry
+from stream.join.store import JoinStore, join_index, pack_key
+from stream.windows.frames import WindowId
 
 W = WindowId(60_000, "m", "v1")
 

@@ -6,8 +6,8 @@ import math
 
 import orjson
 
+from stream.merge.sink import decode_results, encode_results
 from stream.results import DriftRow, MetricRow, WindowResults
-from stream.sink import decode_results, encode_results
 
 
 def window() -> WindowResults:

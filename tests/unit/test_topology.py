@@ -16,15 +16,15 @@ import pytest
 
 from stream.config import Settings, load_settings
 from stream.events import EventKind, decode_message
-from stream.horizon import ALL_READ
-from stream.joinstore import pack_key
-from stream.offline import offline_results
-from stream.references import FileReferences
+from stream.join.horizon import ALL_READ
+from stream.join.store import pack_key
+from stream.merge.offline import offline_results
+from stream.merge.references import FileReferences
+from stream.merge.stage import MergePlan, MergeStage
 from stream.results import WindowResults
 from stream.sdk.partitioning import partition_for
-from stream.stage1 import PartitionStage
-from stream.stage2 import MergePlan, MergeStage
-from stream.stageplan import Plan
+from stream.windows.partition import PartitionStage
+from stream.windows.plan import Plan
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 
@@ -512,7 +512,7 @@ def test_predictions_read_far_ahead_of_their_labels_still_join_them() -> None:
     assert not any(s.counters["expired_early_labels"] for s in h.stage1.values())
     assert_same(h.latest(), offline(settings, preds, labels, h.refs))
     # No label comes any more: the entries go once the predictions are three horizons
-    # past them (stream.horizon.LABEL_WAIT_HORIZONS).
+    # past them (stream.join.horizon.LABEL_WAIT_HORIZONS).
     later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 4_000_000 + i)
              for i in range(40)]  # every partition gets some
     assert {partition_for(e["request_id"], h.parts) for e in later} == set(range(h.parts))
@@ -565,7 +565,7 @@ def test_entries_of_a_model_whose_labels_stopped_wait_three_horizons_at_most() -
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
     """A source that lost its progress record re-sends a window rebuilt from fewer events."""
     from stream.metrics.window import WindowState
-    from stream.windows import WindowId, encode_frame
+    from stream.windows.frames import WindowId, encode_frame
 
     settings = make_settings()
     merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))
@@ -738,7 +738,7 @@ def test_a_perf_frame_past_the_label_horizon_is_not_a_new_window() -> None:
     """A window forgotten after its label horizon must not come back as a window with only
     late events (rows with a lower revision, from part of its labels)."""
     from stream.metrics.window import WindowState
-    from stream.windows import WindowId, encode_frame
+    from stream.windows.frames import WindowId, encode_frame
 
     settings = make_settings()  # label horizon 3,600 s
     merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))

@@ -11,8 +11,8 @@ from stream.alerts.agent import AlertPublisher
 from stream.alerts.evaluator import ModelAlerts
 from stream.alerts.messages import decode_alert
 from stream.config import Settings
+from stream.merge.sink import encode_window
 from stream.metrics.reference import ReferenceProfile
-from stream.sink import encode_window
 
 from .helpers import window
 

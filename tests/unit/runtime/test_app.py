@@ -8,7 +8,7 @@ from pathlib import Path
 import mode
 
 from stream.config import Settings, load_settings
-from stream.references import FileReferences
+from stream.merge.references import FileReferences
 from stream.runtime.app import create_app
 from stream.runtime.contiguity import BrokerReader
 from stream.runtime.durable import TrackedTable

@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.ingest import IngestStats
+from stream.ingest.dead_letters import IngestStats
 from stream.runtime.telemetry import Sources, Telemetry
 
 

@@ -34,11 +34,11 @@ class ModelClock:
     #: When (wall clock, s) the model's last prediction here was processed.
     last_data: float = 0.0
     idle: bool = False
-    #: The label horizon's clock (see :mod:`stream.horizon`):
+    #: The label horizon's clock (see :mod:`stream.join.horizon`):
     #: join entries and labelled sides of windows ending more than the horizon before it go.
     horizon_ts: int = 0
     #: (offset, newest event time so far) per prediction message not yet covered by the
-    #: labels read (see :mod:`stream.horizon`).
+    #: labels read (see :mod:`stream.join.horizon`).
     read: deque[tuple[int, int]] = field(default_factory=deque)
     #: Newest event time of the model's predictions before the labels' safe offset: any
     #: label for an earlier window that comes now was appended after them, too late.

@@ -5,7 +5,7 @@ which clock? Live, the model's prediction event time is enough: labels come in s
 predictions. Catching up on a backlog it is not: the predictions can be read far ahead of the
 labels that were sent with them (:mod:`stream.runtime.flow` pauses them, but what is already
 fetched still comes), and an entry dropped on the prediction clock alone loses its label. So
-each model's *horizon clock* (:attr:`stream.eventtime.ModelClock.horizon_ts`) is:
+each model's *horizon clock* (:attr:`stream.windows.eventtime.ModelClock.horizon_ts`) is:
 
 (a) for a model with labels on the partition, its prediction event time held back to its
     newest label time: a label for an earlier window can still come only if labels are
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stream.eventtime import ModelClock
+from stream.windows.eventtime import ModelClock
 
 #: Entries of a model whose labels stopped coming wait at most this many label horizons
 #: beyond their own (on the prediction clock), so that the join state stays bounded.

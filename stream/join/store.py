@@ -9,8 +9,9 @@ does with a state store behind a record cache:
 - a *checkpoint* writes the entries added since the last one to the table as one record per
   side, a *pack*, keyed by where the checkpoint starts (``pack:<partition>:<p|l>:<offset>``,
   p for the predictions topic, l for labels): the changelog gets one message per pack. The
-  stage checkpoints before anything is acked (see :meth:`stream.stage1.PartitionStage.commit`),
-  so an offset is never committed past an entry that is not in Kafka;
+  stage checkpoints before anything is acked (see
+  :meth:`stream.windows.partition.PartitionStage.commit`), so an offset is never committed
+  past an entry that is not in Kafka;
 - when a partition is assigned, the index is rebuilt from the packs (which Faust restored).
 
 - A replayed message marks the packs of its entries for writing again (an on-disk table may
@@ -32,7 +33,7 @@ from typing import Any, Final, Literal, cast
 import orjson
 
 from stream.config import Settings
-from stream.join import Entry
+from stream.join.entries import Entry
 
 PACK_PREFIX: Final = b"pack:"
 #: Keys of the models' closed-through marks, which share the table (see stage 1's commit).
@@ -147,7 +148,7 @@ class JoinStore:
 
     def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int) -> None:
         """:meth:`put` of a new request's prediction (no label yet), given as the entry's
-        document (:meth:`stream.join.Entry.to_doc`): the hot path, with no Entry built."""
+        document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with no Entry built."""
         pack = self.current.get("p")
         if pack is None:
             pack = self.current["p"] = pack_key(self.partition, "p", offset)

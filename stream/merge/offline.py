@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.config import Settings
-from stream.ingestcounts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, ingest_rows
+from stream.ingest.counts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS, ingest_rows
+from stream.merge.stage import References, evaluate_closed_window
 from stream.metrics.segments import SegmentRouter, cap_segments
 from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowResults
-from stream.stage2 import References, evaluate_closed_window
-from stream.windows import WindowId, window_start
+from stream.windows.frames import WindowId, window_start
 
 
 def offline_results(

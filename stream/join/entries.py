@@ -22,7 +22,7 @@ import orjson
 
 from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
-from stream.windows import WindowId
+from stream.windows.frames import WindowId
 
 #: Events per Kafka message at most; positions are ``offset << POS_BITS | index``.
 POS_BITS: Final = 20
@@ -48,7 +48,7 @@ class Entry:
     label: Any = None
     lpos: int | None = None
     lts: int = 0
-    #: Table records (packs, :mod:`stream.joinstore`) holding each side; not serialised.
+    #: Table records (packs, :mod:`stream.join.store`) holding each side; not serialised.
     pred_pack: bytes | None = None
     label_pack: bytes | None = None
 

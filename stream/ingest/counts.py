@@ -35,9 +35,9 @@ from typing import Any, Final
 import orjson
 
 from stream.events import MAX_EPOCH_MS, EventKind, Rejected
-from stream.joinstore import MARK_PREFIX
+from stream.join.store import MARK_PREFIX
 from stream.results import ALL_SEGMENT, MetricRow
-from stream.windows import WindowId, window_start
+from stream.windows.frames import WindowId, window_start
 
 FAMILY: Final = "ingest"
 #: Model of the events that cannot be attributed (no usable ``model_id``/``timestamp``).

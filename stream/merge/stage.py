@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from stream.config import Settings
-from stream.ingestcounts import ingest_rows, sum_counts
+from stream.ingest.counts import ingest_rows, sum_counts
 from stream.metrics.estimate import RECONCILIATION_SUFFIXES, revision_estimate_rows
 from stream.metrics.evaluate import evaluate_window
 from stream.metrics.fairness import fairness_rows
@@ -35,7 +35,7 @@ from stream.metrics.reference import ReferenceProfile
 from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, split_segment
 from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
-from stream.windows import Frame, WindowId, decode_frame
+from stream.windows.frames import Frame, WindowId, decode_frame
 
 REVISED_FAMILIES = frozenset({"performance"})
 REVISED_METRICS = frozenset({"late_events", "equal_opportunity_difference"})
@@ -59,7 +59,7 @@ def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
 class SourceProgress:
     """A source partition's latest ``progress`` frame: per model it holds, how far it has
     closed that model's windows; and its caught-up time (wall clock, s; see
-    :class:`stream.eventtime.CatchUp`)."""
+    :class:`stream.windows.eventtime.CatchUp`)."""
 
     closed: dict[str, int]
     caught_up: float | None
@@ -103,7 +103,7 @@ def evaluate_closed_window(
 ) -> WindowResults:
     """Every row of a finalised window from its merged, capped per-segment states.
 
-    Shared by stage 2 and :func:`stream.offline.offline_results`, so that the stream and
+    Shared by stage 2 and :func:`stream.merge.offline.offline_results`, so that the stream and
     the offline computation differ only in how the states were built.
     """
     size_ms = settings.windows.size_s * 1000
@@ -393,7 +393,7 @@ class MergeStage:
     def _advance_model_clocks(self) -> None:
         """Each model's horizon clock: the lowest among the sources holding it (sources
         without it hold back nothing), and never backwards. A source's clock waits for its
-        labels to be read (:mod:`stream.horizon`), so a
+        labels to be read (:mod:`stream.join.horizon`), so a
         window's labelled side is not forgotten here while labels for it may still come."""
         lowest: dict[str, int] = {}
         for progress in self.progress.values():

@@ -1,5 +1,5 @@
 """Stage 1's small records: what a partition keeps per open window and per waiting message,
-and the plan it hands the agent (:mod:`stream.stage1`)."""
+and the plan it hands the agent (:mod:`stream.windows.partition`)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class OpenWindow:
 class Plan:
     """What the agent must do, in order: send ``frames`` (awaiting delivery), send
     ``broadcast`` to every partials partition, then
-    :meth:`stream.stage1.PartitionStage.commit`, then
+    :meth:`stream.windows.partition.PartitionStage.commit`, then
     ack what it returns once the table writes made so far are delivered."""
 
     frames: list[tuple[bytes, bytes]] = field(default_factory=list)
