@@ -22,7 +22,6 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import deque
 from typing import Any, cast
 
 import faust
@@ -41,7 +40,7 @@ from stream.runtime import faust_fixes
 from stream.runtime.acks import InOrderAcks
 from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
-from stream.runtime.flow import AppendClock, hold_predictions
+from stream.runtime.flow import InputFlow
 from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.store import Store
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
@@ -162,54 +161,6 @@ def create_app(
         while buffer.size > buffer_limit:
             await asyncio.sleep(0.005)
 
-    paused: set[TP] = set()
-
-    appended = AppendClock()
-
-    def set_paused(tp: TP, pause: bool | None) -> None:
-        if pause and tp not in paused:
-            app.consumer.pause_partitions({tp})
-            paused.add(tp)
-        elif pause is False and tp in paused:
-            app.consumer.resume_partitions({tp})
-            paused.discard(tp)
-
-    #: Per partition, the labels partition's end as the broker said on the last tick (the
-    #: fetcher's high watermark stands still while the partition is paused).
-    labels_ends: dict[int, int] = {}
-    #: Per partition, (labels end, predictions end) asked of the broker in that order on
-    #: each tick; once the agent reaches such a labels end, every label appended before
-    #: the predictions up to that predictions end has been read: the stage's safe offset.
-    label_marks: dict[int, deque[tuple[int, int]]] = {}
-    safe_offsets: dict[int, int] = {}
-
-    def labels_unread(partition: int) -> int | None:
-        """Label messages on the partition the agent has not processed (None: not known)."""
-        tp = TP(topics.labels, partition)
-        expected = contiguity.expected(tp)
-        if expected is None:
-            return None
-        try:
-            highwater = app.consumer.highwater(tp) or 0
-        except Exception:  # not assigned (any more)
-            highwater = 0
-        return max(max(highwater, labels_ends.get(partition, 0)) - expected, 0)
-
-    def flow_control(stage: PartitionStage) -> None:
-        """Pause this partition's labels while too many wait for their predictions, and its
-        predictions while labels appended before them wait unread (stream.runtime.flow)."""
-        p = stage.partition
-        labels, predictions = TP(topics.labels, p), TP(topics.predictions, p)
-        set_paused(labels, stage.labels_too_far_ahead())
-        unread = labels_unread(p)
-        marks, expected = label_marks.get(p), contiguity.expected(labels)
-        while marks and expected is not None and marks[0][0] <= expected:
-            safe_offsets[p] = marks.popleft()[1]
-        stage.horizon.safe_offset = safe_offsets.get(p)
-        set_paused(predictions, hold_predictions(
-            appended.get(topics.predictions, p), appended.get(topics.labels, p),
-            unread or 0, labels in paused, stage.horizon.predictions_ahead(stage.clocks)))
-
     async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
         sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
         for frame in plan.broadcast:
@@ -221,7 +172,7 @@ def create_app(
         current = stages.get(stage.partition) is stage  # else revoked: replayed elsewhere
         await acks.after(writes1.take(), handles if current else [])  # once writes are in
         if current:
-            flow_control(stage)
+            flow.control(stage)
         await backpressure()
 
     #: Each agent's in-order acks, by agent name (revoked partitions are forgotten there).
@@ -232,6 +183,7 @@ def create_app(
                                      windows_topic.get_topic_name()})
 
     catch_ups: dict[int, CatchUp] = {}
+    flow = InputFlow(lambda: app.consumer, contiguity, topics.predictions, topics.labels)
 
     async def caught_up(partition: int) -> float | None:
         """This partition's caught-up time (see stream.windows.eventtime): the broker's end offset
@@ -240,15 +192,14 @@ def create_app(
         rebalance): a window closed by mistake turns the rest late.
 
         Then the labels partition's end, asked after it: every label appended before the
-        predictions up to that end is below it (see ``label_marks``)."""
+        predictions up to that end is below it (see :class:`stream.runtime.flow.InputFlow`)."""
         tp = TP(topics.predictions, partition)
         asked_at = time.time()
         end = await asyncio.to_thread(reader.end_offset, topics.predictions, partition)
         labels = TP(topics.labels, partition)
         await contiguity.start(labels, topics.labels, partition)  # from the committed offset
-        labels_end = labels_ends[partition] = await asyncio.to_thread(
-            reader.end_offset, topics.labels, partition)
-        label_marks.setdefault(partition, deque(maxlen=10_000)).append((labels_end, end))
+        flow.ends(partition, end, await asyncio.to_thread(reader.end_offset, topics.labels,
+                                                           partition))
         expected = contiguity.expected(tp)
         if expected is None:  # not known since the assignment: not proven caught up
             return None
@@ -291,7 +242,7 @@ def create_app(
         message = event.message
         stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
-        appended.processed(message.topic, message.partition, getattr(message, "timestamp", None))
+        flow.processed(message)
         decoded = await ingest.handle(event.value, message.key, source)
         stage.on_rejected(decoded.rejected, ingest.kind_of(message.topic), message.offset)
         if not decoded.valid:  # acked at the checkpoint that stores its reject counts
@@ -310,7 +261,7 @@ def create_app(
         last_tick[partition] = time.monotonic()
         for topic in (topics.predictions, topics.labels):
             tp = TP(topic, partition)
-            if tp in paused:  # held back on purpose (flow control)
+            if tp in flow.paused:  # held back on purpose (flow control)
                 continue
             try:
                 highwater = app.consumer.highwater(tp)
@@ -401,13 +352,7 @@ def create_app(
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Revoked partitions are rebuilt by their next owner from the unacked messages."""
         revoked = set(args[0]) if args else set()
-        paused.difference_update(revoked)
-        for tp in revoked:
-            appended.forget(tp.topic, tp.partition)
-            if tp.topic == topics.labels:
-                labels_ends.pop(tp.partition, None)
-                label_marks.pop(tp.partition, None)
-                safe_offsets.pop(tp.partition, None)
+        flow.forget(revoked)
         contiguity.forget(revoked)
         for in_order in ack_orders.values():
             in_order.forget(revoked)
@@ -442,7 +387,7 @@ def create_app(
             out[f"{tp.topic}[{tp.partition}]"] = {
                 "next": expected, "quiet_s": quiet, "highwater": highwater,
                 "client_position": faust_fixes.client_position(app.consumer, tp),
-                "assigned": tp in assigned, "paused": tp in paused}
+                "assigned": tp in assigned, "paused": tp in flow.paused}
         return out
 
     @app.page("/stats")

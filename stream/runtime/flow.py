@@ -25,8 +25,15 @@ are not, or neither would move.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+from faust.types import TP
+
+from stream.runtime.contiguity import Contiguity
+from stream.windows.partition import PartitionStage
 
 #: Seconds of append time the predictions may run ahead of unread labels.
 SLACK_S: Final = 1.0
@@ -77,3 +84,81 @@ def hold_predictions(predictions_at: float | None, labels_at: float | None,
     if labels_paused or labels_unread <= 0 or predictions_at is None:
         return False
     return ahead or labels_at is None or predictions_at - labels_at > slack_s
+
+
+class InputFlow:
+    """The agent's side of the rules above, for every assigned input partition: which side
+    is paused, where each was appended, and how far the labels are read (the stage's
+    :attr:`stream.join.horizon.LabelHorizon.safe_offset`)."""
+
+    def __init__(self, consumer: Callable[[], Any], contiguity: Contiguity,
+                 predictions: str, labels: str) -> None:
+        self._consumer = consumer  # Faust creates its consumer late: asked when needed
+        self._contiguity = contiguity
+        self._predictions, self._labels = predictions, labels
+        self.paused: set[TP] = set()
+        self.appended = AppendClock()
+        #: Per partition, the labels partition's end as the broker said on the last tick
+        #: (the fetcher's high watermark stands still while the partition is paused).
+        self.labels_ends: dict[int, int] = {}
+        #: Per partition, (labels end, predictions end) asked of the broker in the reverse
+        #: order on each tick; once the agent reaches such a labels end, every label appended
+        #: before the predictions below that predictions end has been read.
+        self.label_marks: dict[int, deque[tuple[int, int]]] = {}
+        self.safe_offsets: dict[int, int] = {}
+
+    def processed(self, message: Any) -> None:
+        """A message of an input partition was processed (refetched ones have no time)."""
+        self.appended.processed(message.topic, message.partition,
+                                getattr(message, "timestamp", None))
+
+    def ends(self, partition: int, predictions_end: int, labels_end: int) -> None:
+        """The broker's ends of both partitions, the predictions' asked first."""
+        self.labels_ends[partition] = labels_end
+        self.label_marks.setdefault(partition, deque(maxlen=10_000)).append(
+            (labels_end, predictions_end))
+
+    def labels_unread(self, partition: int) -> int | None:
+        """Label messages on the partition the agent has not processed (None: not known)."""
+        tp = TP(self._labels, partition)
+        expected = self._contiguity.expected(tp)
+        if expected is None:
+            return None
+        try:
+            highwater = self._consumer().highwater(tp) or 0
+        except Exception:  # not assigned (any more)
+            highwater = 0
+        return max(max(highwater, self.labels_ends.get(partition, 0)) - expected, 0)
+
+    def control(self, stage: PartitionStage) -> None:
+        """After each message: pause the partition's labels while too many wait for their
+        predictions, its predictions by :func:`hold_predictions`; tell the stage how far
+        the labels are read."""
+        p = stage.partition
+        labels, predictions = TP(self._labels, p), TP(self._predictions, p)
+        self._set(labels, stage.labels_too_far_ahead())
+        unread = self.labels_unread(p)
+        marks, expected = self.label_marks.get(p), self._contiguity.expected(labels)
+        while marks and expected is not None and marks[0][0] <= expected:
+            self.safe_offsets[p] = marks.popleft()[1]
+        stage.horizon.safe_offset = self.safe_offsets.get(p)
+        self._set(predictions, hold_predictions(
+            self.appended.get(self._predictions, p), self.appended.get(self._labels, p),
+            unread or 0, labels in self.paused, stage.horizon.predictions_ahead(stage.clocks)))
+
+    def forget(self, revoked: Iterable[TP]) -> None:
+        for tp in revoked:
+            self.paused.discard(tp)
+            self.appended.forget(tp.topic, tp.partition)
+            if tp.topic == self._labels:
+                self.labels_ends.pop(tp.partition, None)
+                self.label_marks.pop(tp.partition, None)
+                self.safe_offsets.pop(tp.partition, None)
+
+    def _set(self, tp: TP, pause: bool | None) -> None:
+        if pause and tp not in self.paused:
+            self._consumer().pause_partitions({tp})
+            self.paused.add(tp)
+        elif pause is False and tp in self.paused:
+            self._consumer().resume_partitions({tp})
+            self.paused.discard(tp)
