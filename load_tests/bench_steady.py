@@ -49,6 +49,7 @@ from load_tests.benchkit import (
     consumed,
     ensure_bench_topics,
     new_tag,
+    pace,
     prediction,
     start_workers,
     write_config,
@@ -120,9 +121,7 @@ class SteadyProducer:
                             "label": int(rng.random() < 0.3)}))
                     i += 1
                     if i % 50 == 0:
-                        ahead = self.sent / self.rate - (time.time() - self.started)
-                        if ahead > 0:
-                            time.sleep(ahead)
+                        pace(self.sent, self.rate, self.started)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         self.finished = time.time()

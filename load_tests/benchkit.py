@@ -47,6 +47,13 @@ EARLY_LEAD_S = 120  # an early label is sent this much event time before its pre
 MAX_DELAY_S = 120  # a late label comes 1..MAX_DELAY_S seconds of event time after
 
 
+def pace(sent: int, rate: float, started: float) -> None:
+    """Sleep while ``sent`` events are ahead of ``rate`` per second since ``started``."""
+    ahead = sent / rate - (time.time() - started)
+    if ahead > 0:
+        time.sleep(ahead)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -174,9 +181,7 @@ class Producer:
                         client.log_label(event)
                         self.labels += 1
                     if self.wall_rate and sent % 100 == 0:
-                        ahead = sent / self.wall_rate - (time.time() - self.started)
-                        if ahead > 0:
-                            time.sleep(ahead)
+                        pace(sent, self.wall_rate, self.started)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         self.finished = time.time()

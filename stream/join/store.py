@@ -141,34 +141,33 @@ class JoinStore:
     def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
         """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
         checkpoint's pack of that side (keyed by ``offset`` if it opens it)."""
-        pack = self.current.get(side)
-        if pack is None:
-            pack = self.current[side] = pack_key(self.partition, side, offset)
+        pack = self._open_pack(side, offset)
         if side == "p":
             entry.pred_pack = pack
         else:
             entry.label_pack = pack
-        doc = entry.to_doc()
-        part = dict(doc)  # this side only, for the pack
-        if side == "p":
-            for name in ("lab", "lpos", "lts"):
-                part.pop(name, None)
-        else:
-            for name in ("pos", "w", "ts", "o", "s", "late"):
-                part.pop(name, None)
-        self.index[request_id] = _dump(entry, doc)
-        self.building.setdefault(pack, {})[request_id] = part
-        self.dirty.setdefault(pack, set())
-        self.buffered += 1
+        self._add(request_id, pack, _dump(entry),
+                  entry.to_doc(prediction=side == "p", label=side == "l"))
 
     def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int) -> None:
         """:meth:`put` of a new request's prediction (no label yet), given as the entry's
-        document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with no Entry built."""
-        pack = self.current.get("p")
+        document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with no Entry
+        built and one JSON encoding."""
+        pack = self._open_pack("p", offset)
+        self._add(request_id, pack, orjson.dumps({**doc, "pp": pack.decode()}), doc)
+
+    def _open_pack(self, side: Side, offset: int) -> bytes:
+        """The open checkpoint's pack of ``side`` (keyed by ``offset`` if this opens it)."""
+        pack = self.current.get(side)
         if pack is None:
-            pack = self.current["p"] = pack_key(self.partition, "p", offset)
-        self.index[request_id] = orjson.dumps({**doc, "pp": pack.decode()})
-        self.building.setdefault(pack, {})[request_id] = doc
+            pack = self.current[side] = pack_key(self.partition, side, offset)
+        return pack
+
+    def _add(self, request_id: bytes, pack: bytes, indexed: bytes,
+             part: dict[str, Any]) -> None:
+        """The entry in the index, its ``part`` (one side) in ``pack`` at the checkpoint."""
+        self.index[request_id] = indexed
+        self.building.setdefault(pack, {})[request_id] = part
         self.dirty.setdefault(pack, set())
         self.buffered += 1
 
@@ -231,8 +230,8 @@ class JoinStore:
             close()
 
 
-def _dump(entry: Entry, doc: dict[str, Any] | None = None) -> bytes:
-    doc = entry.to_doc() if doc is None else dict(doc)
+def _dump(entry: Entry) -> bytes:
+    doc = entry.to_doc()
     if entry.pred_pack is not None:
         doc["pp"] = entry.pred_pack.decode()
     if entry.label_pack is not None:
