@@ -142,6 +142,7 @@ class InputFlow:
         while marks and expected is not None and marks[0][0] <= expected:
             self.safe_offsets[p] = marks.popleft()[1]
         stage.horizon.safe_offset = self.safe_offsets.get(p)
+        stage.horizon.labels_waiting = unread is None or unread > 0
         self._set(predictions, hold_predictions(
             self.appended.get(self._predictions, p), self.appended.get(self._labels, p),
             unread or 0, labels in self.paused, stage.horizon.predictions_ahead(stage.clocks)))

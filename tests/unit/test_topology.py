@@ -562,6 +562,30 @@ def test_entries_of_a_model_whose_labels_stopped_wait_three_horizons_at_most() -
     assert stage.counters["expired_unlabelled"] == len(first) - 1  # one got its label
 
 
+def test_entries_wait_past_three_horizons_while_labels_wait_unread() -> None:
+    """Catching up, the predictions fetched before the flow control paused them can run
+    more than three horizons ahead of labels still unread: those entries stay until the
+    labels are read (then the cap applies again)."""
+    settings = make_settings()
+    settings = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"label_horizon_s": 60})})
+    stage = PartitionStage(0, settings, {}, clock=lambda: 0.0)
+    first, labels = make_events(20, seed=31, span_ms=50_000)
+    stage.horizon.safe_offset = None
+    stage.horizon.labels_waiting = True
+    stage.commit(stage.on_labels(labels[:1], 0, "l"))
+    stage.commit(stage.on_predictions(first, 0, "a"))
+    far = [dict(first[0], request_id="far", timestamp=T0 + 3_600_000)]
+    stage.commit(stage.on_predictions(far, 1, "b"))
+    assert stage.counters["expired_unlabelled"] == 0
+    stage.commit(stage.on_labels(labels[1:], 1, "l2"))
+    assert stage.counters["joined_labels"] + stage.counters["joined_early_labels"] == len(
+        labels)
+    stage.horizon.labels_waiting = False  # all read: the cap again
+    stage.commit(stage.tick())
+    assert stage.counters["expired_unlabelled"] == len(first) - len(labels)
+
+
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
     """A source that lost its progress record re-sends a window rebuilt from fewer events."""
     from stream.metrics.window import WindowState
