@@ -55,6 +55,7 @@ bench-full: install kafka-jars
 bench-micro: install
 	$(PY) load_tests/bench_metrics.py
 	$(PY) load_tests/bench_ingest.py
+	$(PY) load_tests/bench_stage.py
 	$(PY) load_tests/bench_estimate.py
 
 clean:

@@ -8,12 +8,11 @@ per column, not one per value); the reference and the quality figures read a col
 from __future__ import annotations
 
 import math
-import operator
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from stream.metrics.accumulators import ColumnStats
 from stream.metrics.sampling import FloatArray
@@ -31,16 +30,26 @@ def column_kind(stats: ColumnStats) -> Kind:
     return "categorical" if stats.n_category > numeric else "numeric"
 
 
-class ColumnBatch:
-    """One column of a batch, split by value type (see :class:`ColumnStats`)."""
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+Rows = IntArray | None  # positions in a batch; None: every row
 
-    __slots__ = ("categories", "n_nonfinite", "n_other", "numeric")
+
+class ColumnBatch:
+    """One column of a batch, split by value type per row (see :class:`ColumnStats`).
+
+    Read once per batch; each segment's state then takes its rows (:meth:`stats`) with
+    numpy indexing, instead of reading the events again per segment.
+    """
+
+    __slots__ = ("codes", "names", "nonfinite", "numeric", "other")
 
     def __init__(self, values: Sequence[Any]) -> None:
-        self.numeric: FloatArray | None = None  # one entry per row, NaN where not numeric
-        self.n_nonfinite = 0
-        self.n_other = 0
-        self.categories: dict[str, int] = {}
+        self.numeric: FloatArray | None = None  # per row, NaN where not a finite number
+        self.nonfinite: BoolArray | None = None  # per row: +inf or -inf (None: no row)
+        self.codes: IntArray | None = None  # per row: index in ``names``, -1: not a category
+        self.names: list[str] = []
+        self.other: BoolArray | None = None  # per row: a list, dict, ... (None: no row)
         types = set(map(type, values))
         if types <= _NUMERIC_TYPES:
             try:
@@ -49,27 +58,35 @@ class ColumnBatch:
             except OverflowError:
                 pass
         if types <= _TEXT_TYPES:
-            counts = Counter(values)
-            counts.pop(None, None)
-            self.categories = dict(counts)
+            index: dict[str, int] = {}
+            codes = [-1 if v is None else index.setdefault(v, len(index)) for v in values]
+            if index:
+                self.codes = np.array(codes, dtype=np.intp)
+                self.names = list(index)
             return
         self._slow(values)
 
     def _numeric(self, arr: FloatArray) -> None:
         finite = np.isfinite(arr)
         if not finite.all():
-            self.n_nonfinite = int(np.isinf(arr).sum())
+            inf = np.isinf(arr)
+            if inf.any():
+                self.nonfinite = inf
             arr[~finite] = np.nan
         self.numeric = arr if finite.any() else None
 
     def _slow(self, values: Sequence[Any]) -> None:
-        arr = np.full(len(values), np.nan)
-        cats: Counter[str] = Counter()
+        n = len(values)
+        arr = np.full(n, np.nan)
+        nonfinite = np.zeros(n, dtype=bool)
+        other = np.zeros(n, dtype=bool)
+        index: dict[str, int] = {}
+        codes = np.full(n, -1, dtype=np.intp)
         for i, v in enumerate(values):
             if v is None:
                 continue
             if isinstance(v, bool):
-                cats["true" if v else "false"] += 1
+                codes[i] = index.setdefault("true" if v else "false", len(index))
             elif isinstance(v, int | float):
                 try:
                     x = float(v)
@@ -78,13 +95,46 @@ class ColumnBatch:
                 if math.isfinite(x):
                     arr[i] = x
                 elif not math.isnan(x):
-                    self.n_nonfinite += 1
+                    nonfinite[i] = True
             elif isinstance(v, str):
-                cats[str(v)] += 1
+                codes[i] = index.setdefault(str(v), len(index))
             else:
-                self.n_other += 1
-        self.categories = dict(cats)
+                other[i] = True
+        if index:
+            self.codes, self.names = codes, list(index)
+        self.nonfinite = nonfinite if nonfinite.any() else None
+        self.other = other if other.any() else None
         self.numeric = arr if not np.isnan(arr).all() else None
+
+    def numeric_rows(self, rows: Rows = None) -> FloatArray | None:
+        """The rows' numeric values (NaN where none); None when no row has one."""
+        if self.numeric is None or rows is None:
+            return self.numeric
+        taken = self.numeric[rows]
+        return None if np.isnan(taken).all() else taken
+
+    def stats(self, rows: Rows = None) -> tuple[FloatArray | None, int, dict[str, int], int]:
+        """What :meth:`ColumnStats.add` takes, for the rows: finite values, count of
+        infinities, counts per category, count of other values."""
+        numeric = self.numeric_rows(rows)
+        finite = None if numeric is None else numeric[~np.isnan(numeric)]
+        return finite, _count(self.nonfinite, rows), self.categories(rows), _count(
+            self.other, rows)
+
+    def categories(self, rows: Rows = None) -> dict[str, int]:
+        if self.codes is None:
+            return {}
+        codes = self.codes if rows is None else self.codes[rows]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.names))
+        return {self.names[i]: int(counts[i]) for i in np.flatnonzero(counts)}
+
+    @property
+    def n_nonfinite(self) -> int:
+        return _count(self.nonfinite, None)
+
+    @property
+    def n_other(self) -> int:
+        return _count(self.other, None)
 
     def finite_values(self) -> FloatArray | None:
         if self.numeric is None:
@@ -92,18 +142,7 @@ class ColumnBatch:
         return self.numeric[~np.isnan(self.numeric)]
 
 
-def transpose(feats: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Sequence[Any]]:
-    """Transpose a batch of feature dicts into one value list per name (None when missing).
-
-    One ``itemgetter`` call per event when every event has every name (the common case),
-    instead of one ``dict.get`` per event and name.
-    """
-    if not names:
-        return []
-    try:
-        rows = list(map(operator.itemgetter(*names), feats))
-    except KeyError:
-        return [[f.get(name) for f in feats] for name in names]
-    if len(names) == 1:
-        return [rows]
-    return list(zip(*rows, strict=True))
+def _count(mask: BoolArray | None, rows: Rows) -> int:
+    if mask is None:
+        return 0
+    return int(mask.sum() if rows is None else mask[rows].sum())

@@ -25,10 +25,14 @@ literally equal to ``"other"`` shares the folded bucket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import numpy as np
+
 from stream.errors import MetricsError
+from stream.metrics.batch import LabelledBatch, PredictionBatch
+from stream.metrics.columns import IntArray
 from stream.metrics.values import class_key
 from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT
@@ -91,6 +95,14 @@ class SegmentRouter:
                 out.setdefault(seg, []).append(event)
         return out
 
+    def rows(self, events: Sequence[Mapping[str, Any]]) -> dict[str, IntArray]:
+        """Positions of a batch's events by segment (an event is in several segments)."""
+        out: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            for seg in self.route(event):
+                out.setdefault(seg, []).append(i)
+        return {seg: np.array(rows, dtype=np.intp) for seg, rows in out.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {"keys": list(self.keys), "cap": self.local_cap, "admitted": self.admitted}
 
@@ -100,6 +112,41 @@ class SegmentRouter:
         out.admitted = {k: list(v) for k, v in d["admitted"].items()}
         out._sets = {k: set(v) for k, v in out.admitted.items()}
         return out
+
+
+def add_by_segment(states: dict[str, WindowState], router: SegmentRouter,
+                   events: Sequence[Mapping[str, Any]],
+                   new_state: Callable[[], WindowState]) -> None:
+    """Add prediction events to the state of each segment they route to (created by
+    ``new_state`` when missing), reading them once (:mod:`stream.metrics.batch`): the same
+    states as ``add_predictions`` of each segment's events."""
+    groups = router.rows(events)
+    if not groups:
+        return
+    for seg in groups:
+        if seg not in states:
+            states[seg] = new_state()
+    first = states[ALL_SEGMENT] if ALL_SEGMENT in groups else states[next(iter(groups))]
+    batch = PredictionBatch.of(events, first.task, first.positive_label, first.seed,
+                               offset=first.n_predictions)
+    for seg, rows in groups.items():
+        states[seg].add_batch(batch, None if len(rows) == batch.n else rows)
+
+
+def add_labelled_by_segment(states: dict[str, WindowState], router: SegmentRouter,
+                            pairs: Sequence[tuple[Mapping[str, Any], Any]],
+                            new_state: Callable[[], WindowState]) -> None:
+    """:func:`add_by_segment` of (prediction, label) pairs: the pairs are read once."""
+    groups = router.rows([prediction for prediction, _ in pairs])
+    if not groups:
+        return
+    for seg in groups:
+        if seg not in states:
+            states[seg] = new_state()
+    first = states[next(iter(groups))]
+    batch = LabelledBatch.of(pairs, first.task, first.positive_label, first.seed)
+    for seg, rows in groups.items():
+        states[seg].add_labelled_batch(batch, None if len(rows) == batch.n else rows)
 
 
 def cap_segments(states: Mapping[str, WindowState], cap: int) -> dict[str, WindowState]:

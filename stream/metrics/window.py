@@ -24,10 +24,16 @@ from stream.metrics.accumulators import (
     merge_counters,
     two_product_square,
 )
-from stream.metrics.columns import ColumnBatch, transpose
-from stream.metrics.sampling import FloatArray, RowSample, pack, priorities, unpack
-from stream.metrics.scorebins import ScoreBins, add_scores
-from stream.metrics.values import argmax as _argmax
+from stream.metrics.batch import (
+    LabelledBatch,
+    PredictionBatch,
+    ReadPredictions,
+    read_predictions,
+    take,
+)
+from stream.metrics.columns import ColumnBatch, IntArray, Rows
+from stream.metrics.sampling import FloatArray, RowSample, pack, unpack
+from stream.metrics.scorebins import ScoreBins, add_binary_scores, add_scores
 from stream.metrics.values import as_number, as_probability, class_key
 from stream.metrics.values import lookup as _lookup
 from stream.results import PREDICTION_COLUMN
@@ -112,95 +118,57 @@ class WindowState:
     # ------------------------------------------------------------------ adding events
     def add_predictions(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Add a batch of decoded prediction events (one numpy conversion per column)."""
-        n = len(events)
+        if events:
+            self.add_batch(PredictionBatch.of(events, self.task, self.positive_label,
+                                              self.seed, offset=self.n_predictions))
+
+    def add_batch(self, batch: PredictionBatch, rows: Rows = None) -> None:
+        """Add the ``rows`` of a batch read once for several states (None: all of it);
+        equal to :meth:`add_predictions` of those events."""
+        if batch.seed != self.seed:
+            raise MetricsError(f"batch read with seed {batch.seed}, state has {self.seed}")
+        n = batch.n if rows is None else len(rows)
         if n == 0:
             return
-        prio = priorities(
-            [e.get("request_id") for e in events], self.seed, offset=self.n_predictions
-        )
         self.n_predictions += n
-        feats = [f if isinstance(f := e.get("features"), Mapping) else {} for e in events]
-        names = sorted(set().union(*(f.keys() for f in feats)))
-        kept: list[str] = []
-        for name in names:
+        sample_cols: dict[str, FloatArray] = {}
+        for name in batch.names_in(rows):
             if name not in self.columns:
                 if len(self.columns) >= self.max_columns:
-                    self.dropped_values += sum(1 for f in feats if f.get(name) is not None)
+                    self.dropped_values += batch.non_null(name, rows)
                     continue
                 self.columns[name] = ColumnStats(self.category_cap)
-            kept.append(name)
-        sample_cols: dict[str, FloatArray] = {}
-        for name, values in zip(kept, transpose(feats, kept), strict=True):
-            self._add_column(name, ColumnBatch(values), sample_cols)
-
-        pred_values, probs, decided, pred_keys, score_maps = self._read_predictions(events)
+            self._add_column(name, batch.features[name], rows, sample_cols)
         if PREDICTION_COLUMN not in self.columns:
             self.columns[PREDICTION_COLUMN] = ColumnStats(self.category_cap)
-        self._add_column(PREDICTION_COLUMN, ColumnBatch(pred_values), sample_cols)
+        self._add_column(PREDICTION_COLUMN, batch.prediction, rows, sample_cols)
 
-        lat = ColumnBatch([e.get("latency_ms") for e in events])
-        if lat.numeric is not None:
-            sample_cols[LATENCY_COLUMN] = lat.numeric
-            self.latency.add(lat.numeric[~np.isnan(lat.numeric)])
-        self.sample.add(prio, sample_cols)
+        latency = batch.latency.numeric_rows(rows)
+        if latency is not None:
+            sample_cols[LATENCY_COLUMN] = latency
+            self.latency.add(latency[~np.isnan(latency)])
+        self.sample.add(batch.prio if rows is None else batch.prio[rows], sample_cols)
 
-        if self.task != "regression":
-            self._add_decisions(probs, decided, pred_keys, score_maps)
+        if batch.decisions is not None:  # binary: as arrays
+            dec = batch.decisions.rows(rows)
+            self.decisions.counts["n"] += int(dec.has_d.sum())
+            self.decisions.counts["positive"] += int((dec.has_d & dec.d).sum())
+            add_binary_scores(self.scores, dec.p, dec.has_p & dec.has_d, dec.d)
+        elif self.task != "regression":
+            _, probs, decided, keys, score_maps = batch.read
+            self._add_decisions(take(probs, rows), take(decided, rows), take(keys, rows),
+                                take(score_maps, rows))
 
-    def _add_column(
-        self, name: str, batch: ColumnBatch, sample_cols: dict[str, FloatArray]
-    ) -> None:
-        self.columns[name].add(
-            batch.finite_values(), batch.n_nonfinite, batch.categories, batch.n_other
-        )
-        if batch.numeric is not None:
-            sample_cols[name] = batch.numeric
+    def _add_column(self, name: str, batch: ColumnBatch, rows: Rows,
+                    sample_cols: dict[str, FloatArray]) -> None:
+        self.columns[name].add(*batch.stats(rows))
+        numeric = batch.numeric_rows(rows)
+        if numeric is not None:
+            sample_cols[name] = numeric
 
-    def _read_predictions(
-        self, events: Sequence[Mapping[str, Any]]
-    ) -> tuple[
-        list[Any],
-        list[float | None],
-        list[bool | None],
-        list[str | None],
-        list[Mapping[str, Any] | None],
-    ]:
+    def _read_predictions(self, events: Sequence[Mapping[str, Any]]) -> ReadPredictions:
         """Per event: drift value of the prediction, probability, decision, class, scores."""
-        values: list[Any] = []
-        probs: list[float | None] = []
-        decided: list[bool | None] = []
-        keys: list[str | None] = []
-        scores: list[Mapping[str, Any] | None] = []
-        pos = self.positive_label
-        for e in events:
-            pred = e.get("prediction")
-            if self.task == "regression":
-                values.append(pred)
-                continue
-            if self.task == "binary":
-                p = as_probability(e.get("probability"))
-                if p is None and isinstance(pred, float) and not pred.is_integer():
-                    p = as_probability(pred)  # a bare score in "prediction"
-                    pred = None
-                key = class_key(pred)
-                dec = (key == pos) if key is not None else (p >= 0.5 if p is not None else None)
-                values.append(p if p is not None else pred)
-                probs.append(p)
-                decided.append(dec)
-                keys.append(key)
-                scores.append(None)
-            else:
-                sc = e.get("scores")
-                sc = sc if isinstance(sc, Mapping) and sc else None
-                key = class_key(pred)
-                if key is None and sc is not None:
-                    key = _argmax(sc)
-                values.append(key)
-                probs.append(None)
-                decided.append(None if key is None else key == pos)
-                keys.append(key)
-                scores.append(sc)
-        return values, probs, decided, keys, scores
+        return read_predictions(events, self.task, self.positive_label)
 
     def _add_decisions(
         self,
@@ -216,14 +184,17 @@ class WindowState:
 
     def add_labelled(self, pairs: Sequence[tuple[Mapping[str, Any], Any]]) -> None:
         """Add (prediction event, label) pairs; the label may be the value or a label event."""
-        if not pairs:
-            return
-        events = [p for p, _ in pairs]
-        labels = [lab.get("label") if isinstance(lab, Mapping) else lab for _, lab in pairs]
+        if pairs:
+            self.add_labelled_batch(LabelledBatch.of(pairs, self.task, self.positive_label,
+                                                     self.seed))
+
+    def add_labelled_batch(self, batch: LabelledBatch, rows: Rows = None) -> None:
+        """Add the ``rows`` of pairs read once for several states (None: all of them);
+        equal to :meth:`add_labelled` of those pairs."""
         if self.task == "regression":
-            self._add_regression(events, labels)
+            self._add_regression(take(batch.events, rows), take(batch.labels, rows))
         else:
-            self._add_classification(events, labels)
+            self._add_classification(batch, np.arange(batch.n) if rows is None else rows)
 
     def _add_regression(self, events: list[Mapping[str, Any]], labels: list[Any]) -> None:
         ys: list[float] = []
@@ -254,53 +225,51 @@ class WindowState:
             r.counts["n_ape"] += int(nz.sum())
             r.sums["ape"].add(np.abs(err[nz]) / np.abs(y_arr[nz]))
 
-    def _add_classification(self, events: list[Mapping[str, Any]], labels: list[Any]) -> None:
-        valid = [(e, class_key(lab)) for e, lab in zip(events, labels, strict=True)]
-        self.invalid_labels += sum(1 for _, k in valid if k is None)
-        rows = [(e, k) for e, k in valid if k is not None]
-        self.n_labelled += len(rows)
-        if not rows:
+    def _add_classification(self, batch: LabelledBatch, rows: IntArray) -> None:
+        valid = batch.valid[rows]
+        self.invalid_labels += int(valid.size - valid.sum())
+        sel = rows[valid]
+        self.n_labelled += int(sel.size)
+        if not sel.size:
             return
-        evs = [e for e, _ in rows]
-        _, probs, decided, keys, score_maps = self._read_predictions(evs)
-        add_scores(self.labelled_scores, self.task, probs, decided, keys, score_maps,
-                   [k for _, k in rows], self.positive_label)
-        if self.task == "binary":
-            pos = self.positive_label
-            y = np.array([k == pos for _, k in rows], dtype=bool)
-            d = np.array([x if x is not None else False for x in decided], dtype=bool)
-            has_d = np.array([x is not None for x in decided], dtype=bool)
+        assert batch.read is not None
+        _, probs, decided, keys, score_maps = batch.read
+        labels = take(batch.keys, sel)
+        if batch.decisions is not None:  # binary
+            dec, y = batch.decisions.rows(sel), batch.y[sel]
+            add_binary_scores(self.labelled_scores, dec.p, dec.has_p & dec.has_d, dec.d, y)
+            d, has_d = dec.d, dec.has_d
             c = self.binary.counts
             c["tp"] += int((has_d & d & y).sum())
             c["fp"] += int((has_d & d & ~y).sum())
             c["tn"] += int((has_d & ~d & ~y).sum())
             c["fn"] += int((has_d & ~d & y).sum())
-            has_p = np.array([p is not None for p in probs], dtype=bool)
-            if has_p.any():
-                p = np.array([x for x in probs if x is not None], dtype=np.float64)
-                yp = y[has_p]
+            if dec.has_p.any():
+                p = dec.p[dec.has_p]
+                yp = y[dec.has_p]
                 pc = np.clip(p, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
                 c["n_ll"] += int(p.size)
                 self.binary.sums["logloss"].add(-np.where(yp, np.log(pc), np.log1p(-pc)))
-                ids = [e.get("request_id") for e, hp in zip(evs, has_p, strict=True) if hp]
                 self.label_sample.add(
-                    priorities(ids, self.seed, offset=self.label_sample.seen),
+                    batch.priorities(sel[dec.has_p], offset=self.label_sample.seen),
                     {"score": p, "y": yp.astype(np.float64)},
                 )
-        else:
-            cells = Counter(
-                f"{k}\x1f{pk}" for (_, k), pk in zip(rows, keys, strict=True) if pk is not None
-            )
-            self.confusion = merge_counters(self.confusion, cells)
-            p_true: list[float] = []
-            for (_, k), sc in zip(rows, score_maps, strict=True):
-                if sc is not None:
-                    pk_true = as_probability(_lookup(sc, k))
-                    p_true.append(pk_true if pk_true is not None else 0.0)
-            if p_true:
-                pt = np.clip(np.array(p_true, dtype=np.float64), LOG_LOSS_EPS, 1.0)
-                self.multiclass_logloss.counts["n_ll"] += int(pt.size)
-                self.multiclass_logloss.sums["logloss"].add(-np.log(pt))
+            return
+        pkeys, maps = take(keys, sel), take(score_maps, sel)
+        add_scores(self.labelled_scores, self.task, take(probs, sel), take(decided, sel), pkeys,
+                   maps, labels, self.positive_label)
+        cells = Counter(f"{k}\x1f{pk}" for k, pk in zip(labels, pkeys, strict=True)
+                        if pk is not None)
+        self.confusion = merge_counters(self.confusion, cells)
+        p_true: list[float] = []
+        for k, sc in zip(labels, maps, strict=True):
+            if sc is not None:
+                pk_true = as_probability(_lookup(sc, k))
+                p_true.append(pk_true if pk_true is not None else 0.0)
+        if p_true:
+            pt = np.clip(np.array(p_true, dtype=np.float64), LOG_LOSS_EPS, 1.0)
+            self.multiclass_logloss.counts["n_ll"] += int(pt.size)
+            self.multiclass_logloss.sums["logloss"].add(-np.log(pt))
 
     # ------------------------------------------------------------------ merge
     def _check_compatible(self, other: WindowState) -> None:

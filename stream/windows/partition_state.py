@@ -24,11 +24,11 @@ from stream.ingest.counts import IngestLedger
 from stream.join.entries import Entry, PerfWindow
 from stream.join.horizon import LabelHorizon
 from stream.join.store import MARK_PREFIX, JoinStore
-from stream.metrics.segments import SegmentRouter
+from stream.metrics.segments import SegmentRouter, add_by_segment, add_labelled_by_segment
 from stream.metrics.window import WindowState
 from stream.windows.eventtime import ModelClock
 from stream.windows.frames import WindowId, encode_frame
-from stream.windows.plan import FOLD_AT, OpenWindow, PendingAck, Plan, group_pairs
+from stream.windows.plan import FOLD_AT, OpenWindow, PendingAck, Plan
 
 Clock = Callable[[], float]  # wall clock, s: caught-up times are compared across workers
 
@@ -121,20 +121,14 @@ class PartitionState:
 
     def _fold_labelled(self, wid: WindowId, perf: PerfWindow) -> None:
         """Add the window's collected labelled pairs to its states, in one batch."""
-        for seg, group in group_pairs(perf.router, perf.pending).items():
-            state = perf.states.get(seg)
-            if state is None:
-                state = perf.states[seg] = self._new_state(wid.model_id)
-            state.add_labelled(group)
+        add_labelled_by_segment(perf.states, perf.router, perf.pending,
+                                lambda: self._new_state(wid.model_id))
         perf.pending = []
 
     def _fold(self, wid: WindowId, window: OpenWindow) -> None:
         """Add the window's collected events to its states, in one batch."""
-        for seg, group in window.router.group(window.pending).items():
-            state = window.states.get(seg)
-            if state is None:
-                state = window.states[seg] = self._new_state(wid.model_id)
-            state.add_predictions(group)
+        add_by_segment(window.states, window.router, window.pending,
+                       lambda: self._new_state(wid.model_id))
         window.pending = []
 
     def _expire_later(self, entry: Entry, request_id: bytes) -> None:

@@ -48,14 +48,3 @@ class Plan:
     acks: list[Any] = field(default_factory=list)
     #: Planned by a tick: a checkpoint is due.
     tick: bool = False
-
-
-def group_pairs(
-    router: SegmentRouter, pairs: list[tuple[dict[str, Any], Any]]
-) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    """Labelled pairs by the segments their prediction routes to (one pair, several)."""
-    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-    for pair in pairs:
-        for seg in router.route(pair[0]):
-            out.setdefault(seg, []).append(pair)
-    return out
