@@ -62,6 +62,15 @@ class Entry:
             return self.lts + early_ttl_ms
         return self.window.end(window_size_ms) + horizon_ms
 
+    @staticmethod
+    def doc_expires_at(doc: Mapping[str, Any], window_size_ms: int, horizon_ms: int,
+                       early_ttl_ms: int) -> int:
+        """:meth:`expires_at` of an entry's document (:meth:`to_doc`), without building it."""
+        window = doc.get("w")
+        if window is None:
+            return int(doc["lts"]) + early_ttl_ms
+        return int(window[2]) + window_size_ms + horizon_ms
+
     def pair(self) -> tuple[dict[str, Any], Any]:
         """The (prediction, label) pair the metrics engine takes (the id keys its sampling)."""
         return {"request_id": self.request_id, **self.outcome, "segments": self.segments}, (

@@ -18,6 +18,7 @@ import numpy as np
 
 from stream.metrics.columns import BoolArray, ColumnBatch, IntArray, Rows
 from stream.metrics.sampling import FloatArray, U64Array, priorities
+from stream.metrics.scorebins import bin_index
 from stream.metrics.values import argmax, as_probability, class_key
 
 #: Per event: drift value of the prediction, probability, decision, class, class scores.
@@ -73,6 +74,7 @@ class Decisions:
     has_p: BoolArray
     d: BoolArray
     has_d: BoolArray
+    bins: IntArray  # the score bin of p (:func:`stream.metrics.scorebins.bin_index`)
 
     @classmethod
     def of(cls, read: ReadPredictions) -> Decisions:
@@ -81,12 +83,15 @@ class Decisions:
         p = np.array([np.nan if x is None else x for x in probs], dtype=np.float64)
         has_d = np.array([x is not None for x in decided], dtype=bool)
         d = np.array([bool(x) for x in decided], dtype=bool)
-        return cls(p, has_p, d, has_d)
+        bins = np.zeros(p.size, dtype=np.intp)
+        bins[has_p] = bin_index(p[has_p])
+        return cls(p, has_p, d, has_d, bins)
 
     def rows(self, rows: Rows) -> Decisions:
         if rows is None:
             return self
-        return Decisions(self.p[rows], self.has_p[rows], self.d[rows], self.has_d[rows])
+        return Decisions(self.p[rows], self.has_p[rows], self.d[rows], self.has_d[rows],
+                         self.bins[rows])
 
 
 def take(values: list[Any], rows: Rows) -> list[Any]:

@@ -82,13 +82,16 @@ class ScoreBins:
         self.groups: dict[str, IntArray] = {}
 
     def add(self, group: str, scores: FloatArray) -> None:
-        if scores.size == 0:
+        self.add_bins(group, bin_index(scores))
+
+    def add_bins(self, group: str, bins: npt.NDArray[np.intp]) -> None:
+        """Add scores already binned (:func:`bin_index`)."""
+        if bins.size == 0:
             return
-        counts = np.bincount(bin_index(scores), minlength=N_BINS).astype(np.int64)
-        if group in self.groups:
-            self.groups[group] += counts
-        else:
-            self.groups[group] = counts
+        counts = self.groups.get(group)
+        if counts is None:
+            counts = self.groups[group] = np.zeros(N_BINS, dtype=np.int64)
+        np.add.at(counts, bins, 1)
 
     def add_counts(self, group: str, counts: IntArray) -> None:
         if group in self.groups:
@@ -190,20 +193,21 @@ def add_scores(
         bins.add(g, np.array(values, dtype=np.float64))
 
 
-def add_binary_scores(bins: ScoreBins, p: FloatArray, has: npt.NDArray[np.bool_],
+def add_binary_scores(bins: ScoreBins, binned: npt.NDArray[np.intp], has: npt.NDArray[np.bool_],
                       d: npt.NDArray[np.bool_], y: npt.NDArray[np.bool_] | None = None) -> None:
-    """:func:`add_scores` of a binary model's rows as arrays: probabilities ``p``, the rows
-    that have both a probability and a decision ``has``, decisions ``d``, labels ``y``
-    (True: the positive class). Same groups and counts, without a loop over rows."""
+    """:func:`add_scores` of a binary model's rows as arrays: the probabilities' bins
+    ``binned`` (:func:`bin_index`), the rows that have both a probability and a decision
+    ``has``, decisions ``d``, labels ``y`` (True: the positive class). Same groups and
+    counts, without a loop over rows."""
     if not has.any():
         return
     sep = "\x1f"
     for side, mask in (("+", has & d), ("-", has & ~d)):
         if y is None:
-            bins.add(side, p[mask])
+            bins.add_bins(side, binned[mask])
         else:
-            bins.add(side + sep + "1", p[mask & y])
-            bins.add(side + sep + "0", p[mask & ~y])
+            bins.add_bins(side + sep + "1", binned[mask & y])
+            bins.add_bins(side + sep + "0", binned[mask & ~y])
 
 
 __all__ = ["BIN_HIGH", "BIN_LOW", "BIN_SCORES", "N_BINS", "ScoreBins", "add_binary_scores",

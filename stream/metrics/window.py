@@ -153,7 +153,7 @@ class WindowState:
             dec = batch.decisions.rows(rows)
             self.decisions.counts["n"] += int(dec.has_d.sum())
             self.decisions.counts["positive"] += int((dec.has_d & dec.d).sum())
-            add_binary_scores(self.scores, dec.p, dec.has_p & dec.has_d, dec.d)
+            add_binary_scores(self.scores, dec.bins, dec.has_p & dec.has_d, dec.d)
         elif self.task != "regression":
             _, probs, decided, keys, score_maps = batch.read
             self._add_decisions(take(probs, rows), take(decided, rows), take(keys, rows),
@@ -237,7 +237,7 @@ class WindowState:
         labels = take(batch.keys, sel)
         if batch.decisions is not None:  # binary
             dec, y = batch.decisions.rows(sel), batch.y[sel]
-            add_binary_scores(self.labelled_scores, dec.p, dec.has_p & dec.has_d, dec.d, y)
+            add_binary_scores(self.labelled_scores, dec.bins, dec.has_p & dec.has_d, dec.d, y)
             d, has_d = dec.d, dec.has_d
             c = self.binary.counts
             c["tp"] += int((has_d & d & y).sum())

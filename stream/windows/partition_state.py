@@ -196,18 +196,12 @@ class PartitionState:
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             due.append(heapq.heappop(self.early_expiry))
-        for at, request_id in due:
-            entry = self.joins.get(request_id)
-            if entry is None:
-                continue
-            if entry.expires_at(self.size_ms, self.horizon_ms, self.early_ttl_ms) != at:
-                continue  # updated since (an early label that found its prediction)
-            self.joins.drop(request_id, entry)
-            if entry.window is None:
-                self.counters["expired_early_labels"] += 1
-                self.early_pending -= 1
-            elif not entry.has_label:
-                self.counters["expired_unlabelled"] += 1
+        size, horizon, ttl = self.size_ms, self.horizon_ms, self.early_ttl_ms
+        early, unlabelled = self.joins.expire(
+            due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl))
+        self.counters["expired_early_labels"] += early
+        self.early_pending -= early
+        self.counters["expired_unlabelled"] += unlabelled
         now_ms = int(self.clock() * 1000)
         for wid, perf in list(self.perf.items()):
             model = self.clocks.get(wid.model_id)

@@ -133,3 +133,34 @@ def test_the_rocksdb_index_keeps_entries_on_disk_and_is_rebuilt_on_assignment(
     entry = again.get(b"r2")
     assert entry is not None and entry.pred_pack == pack_key(3, "p", 5)
     again.close()
+
+
+def test_expire_drops_what_is_due_at_its_queued_time_and_counts_it() -> None:
+    """A labelled prediction, an unlabelled one, an early label, and an early label that
+    found its prediction since it was queued (its queued time is stale: kept)."""
+    size, horizon, ttl = 60_000, 600_000, 300_000
+    table: dict[bytes, bytes] = {}
+    store = JoinStore(0, table)
+    labelled = prediction("a", 1)
+    labelled.label, labelled.lpos, labelled.lts = 1, 5, 70_000
+    store.put(b"a", labelled, "p", 1)
+    store.put(b"b", prediction("b", 2), "p", 1)
+    early = Entry(0, "c", label=0, lpos=6, lts=50_000)
+    store.put(b"c", early, "l", 2)
+    moved = Entry(0, "d", label=0, lpos=7, lts=50_000)
+    store.put(b"d", moved, "l", 2)
+    stale_at = moved.expires_at(size, horizon, ttl)
+    found = prediction("d", 3)
+    found.label, found.lpos, found.lts = moved.label, moved.lpos, moved.lts
+    store.put(b"d", found, "p", 3)
+    store.checkpoint()
+    for entry in (labelled, early, found):
+        assert Entry.doc_expires_at(entry.to_doc(), size, horizon, ttl) == entry.expires_at(
+            size, horizon, ttl)
+    due = [(e.expires_at(size, horizon, ttl), e.request_id.encode())
+           for e in (labelled, prediction("b", 2), early)] + [(stale_at, b"d")]
+    assert store.expire(due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl)) == (
+        1, 1)
+    assert store.get(b"d") is not None and store.get(b"a") is None
+    store.checkpoint()
+    assert [doc["r"] for raw in table.values() for doc in orjson.loads(raw)] == ["d", "d"]
