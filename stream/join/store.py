@@ -6,10 +6,12 @@ does with a state store behind a record cache:
 
 - the entries live in a *local index* by request id (RocksDB with the ``rocksdb://`` table
   store, a dict with ``memory://``), written per event but never changelogged;
-- a *checkpoint* writes the entries added since the last one to the table as one record per
-  side, a *pack*, keyed by where the checkpoint starts (``pack:<partition>:<p|l>:<offset>``,
-  p for the predictions topic, l for labels): the changelog gets one message per pack. The
-  stage checkpoints before anything is acked (see
+- a *checkpoint* writes the entries added since the last one to the table as few records,
+  *packs*: one per side (p for the predictions topic, l for labels) and window, keyed by
+  where the checkpoint starts and the window
+  (``pack:<partition>:<p|l>:<offset>:<window start>:<model>|<version>``; a label whose
+  prediction has not come, an early label, goes to the side's pack with no window): the
+  changelog gets one message per pack. The stage checkpoints before anything is acked (see
   :meth:`stream.windows.partition.PartitionStage.commit`), so an offset is never committed
   past an entry that is not in Kafka;
 - when a partition is assigned, the index is rebuilt from the packs (which Faust restored).
@@ -19,8 +21,11 @@ does with a state store behind a record cache:
   see it). A replayed message whose pack never reached Kafka is new again, and lands in a
   pack with the same key and content.
 - When entries expire, each pack they were in is rewritten without them, or deleted (a
-  tombstone) once it holds none, so the table holds the live entries. Entries expire at
-  window ends plus the label horizon, so a pack is rewritten a few times at most.
+  tombstone) once it holds none, so the table holds the live entries. The entries of a
+  window expire together (at its end plus the label horizon), so a window's pack is deleted
+  without being read back; only the packs of early labels are rewritten as they go. (Packs
+  keyed by checkpoint alone spanned several windows and were read, rewritten and written
+  again as each expired: 6% of the worker's time in a ``make bench`` backlog.)
 - Records of the previous formats (one entry per key, the key its request id) are read as
   packs of one, so a worker upgraded mid-stream loses no join state.
 """
@@ -34,6 +39,7 @@ import orjson
 
 from stream.config import Settings
 from stream.join.entries import Entry
+from stream.windows.frames import WindowId
 
 PACK_PREFIX: Final = b"pack:"
 #: Keys of the models' closed-through marks, which share the table (see stage 1's commit).
@@ -77,9 +83,13 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
     return cast(MutableMapping[bytes, bytes], index)
 
 
-def pack_key(partition: int, side: Side, offset: int) -> bytes:
-    """The table key of the pack of one input message."""
-    return b"%s%d:%s:%d" % (PACK_PREFIX, partition, side.encode(), offset)
+def pack_key(partition: int, side: Side, offset: int, window: WindowId | None = None) -> bytes:
+    """The table key of a checkpoint's pack of one side and window (None: early labels)."""
+    key = b"%s%d:%s:%d" % (PACK_PREFIX, partition, side.encode(), offset)
+    if window is None:
+        return key
+    return key + b":%d:%s|%s" % (window.window_start, window.model_id.encode(),
+                                 window.model_version.encode())
 
 
 class JoinStore:
@@ -90,8 +100,9 @@ class JoinStore:
         self.partition = partition
         self.table = table
         self.index: MutableMapping[bytes, bytes] = {} if index is None else index
-        #: The packs of the open checkpoint, per side, and the parts put in them since.
-        self.current: dict[Side, bytes] = {}
+        #: The packs of the open checkpoint, per side and window, and the parts put in
+        #: them since.
+        self.current: dict[tuple[Side, WindowId | None], bytes] = {}
         self.building: dict[bytes, dict[bytes, dict[str, Any]]] = {}
         #: Per pack to write at the next checkpoint, the request ids that left it.
         self.dirty: dict[bytes, set[bytes]] = {}
@@ -141,7 +152,7 @@ class JoinStore:
     def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
         """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
         checkpoint's pack of that side (keyed by ``offset`` if it opens it)."""
-        pack = self._open_pack(side, offset)
+        pack = self._open_pack(side, offset, entry.window)
         if side == "p":
             entry.pred_pack = pack
         else:
@@ -149,18 +160,20 @@ class JoinStore:
         self._add(request_id, pack, _dump(entry),
                   entry.to_doc(prediction=side == "p", label=side == "l"))
 
-    def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int) -> None:
-        """:meth:`put` of a new request's prediction (no label yet), given as the entry's
-        document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with no Entry
-        built and one JSON encoding."""
-        pack = self._open_pack("p", offset)
+    def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int,
+                       window: WindowId) -> None:
+        """:meth:`put` of a new request's prediction (no label yet) in ``window``, given as
+        the entry's document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with
+        no Entry built and one JSON encoding."""
+        pack = self._open_pack("p", offset, window)
         self._add(request_id, pack, orjson.dumps({**doc, "pp": pack.decode()}), doc)
 
-    def _open_pack(self, side: Side, offset: int) -> bytes:
-        """The open checkpoint's pack of ``side`` (keyed by ``offset`` if this opens it)."""
-        pack = self.current.get(side)
+    def _open_pack(self, side: Side, offset: int, window: WindowId | None) -> bytes:
+        """The open checkpoint's pack of ``side`` and ``window`` (keyed by ``offset`` if this
+        opens it)."""
+        pack = self.current.get((side, window))
         if pack is None:
-            pack = self.current[side] = pack_key(self.partition, side, offset)
+            pack = self.current[(side, window)] = pack_key(self.partition, side, offset, window)
         return pack
 
     def _add(self, request_id: bytes, pack: bytes, indexed: bytes,

@@ -81,7 +81,7 @@ class PartitionStage(PartitionState):
                 outcome, segments = prediction_fields(event, segment_keys)
                 self.joins.put_prediction(request_id, {
                     "p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
-                    "ts": ts, "o": outcome, "s": segments, "late": closed}, offset)
+                    "ts": ts, "o": outcome, "s": segments, "late": closed}, offset, wid)
                 clock.expire_later(known[2], request_id)
                 if ts > clock.max_ts:
                     clock.max_ts = ts

@@ -33,13 +33,13 @@ def test_a_checkpoint_is_one_record_per_side_and_a_restart_restores_every_entry(
     store.put(b"r1", entry, "l", 9)
     assert table == {} and store.buffered == 4
     assert store.checkpoint() == 2
-    pred_pack, label_pack = pack_key(0, "p", 5), pack_key(0, "l", 9)
+    pred_pack, label_pack = pack_key(0, "p", 5, W), pack_key(0, "l", 9, W)
     assert set(table) == {pred_pack, label_pack} and store.buffered == 0
     assert ids(table[pred_pack]) == ["r0", "r1", "r2"] and ids(table[label_pack]) == ["r1"]
     assert "lpos" not in orjson.loads(table[pred_pack])[1]  # each side in its own pack
     store.put(b"r3", prediction("r3", 3), "p", 8)  # the next checkpoint: a new pack
     store.checkpoint()
-    assert ids(table[pack_key(0, "p", 8)]) == ["r3"]
+    assert ids(table[pack_key(0, "p", 8, W)]) == ["r3"]
 
     restored = JoinStore(0, table, {b"stale": b"{}"})  # an index from an earlier assignment
     loaded = dict(restored.restore())
@@ -54,7 +54,7 @@ def test_expiry_rewrites_a_pack_smaller_then_deletes_it() -> None:
     for i in range(3):
         store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 1)
     store.checkpoint()
-    pack = pack_key(0, "p", 1)
+    pack = pack_key(0, "p", 1, W)
     store.drop(b"r0")
     assert ids(table[pack]) == ["r0", "r1", "r2"]  # written at the next checkpoint only
     store.checkpoint()
@@ -131,7 +131,7 @@ def test_the_rocksdb_index_keeps_entries_on_disk_and_is_rebuilt_on_assignment(
     assert len(again) == 0
     assert sorted(k for k, _ in again.restore()) == [b"r0", b"r1", b"r2"]  # from the packs
     entry = again.get(b"r2")
-    assert entry is not None and entry.pred_pack == pack_key(3, "p", 5)
+    assert entry is not None and entry.pred_pack == pack_key(3, "p", 5, W)
     again.close()
 
 
@@ -164,3 +164,31 @@ def test_expire_drops_what_is_due_at_its_queued_time_and_counts_it() -> None:
     assert store.get(b"d") is not None and store.get(b"a") is None
     store.checkpoint()
     assert [doc["r"] for raw in table.values() for doc in orjson.loads(raw)] == ["d", "d"]
+
+
+class CountingTable(dict[bytes, bytes]):
+    """A table that counts reads: an expired window's pack must go without one."""
+
+    reads = 0
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_a_window_expires_as_whole_packs_never_read_back() -> None:
+    table = CountingTable()
+    store = JoinStore(0, table)
+    later = WindowId(120_000, "m", "v1")
+    for i in range(4):  # one checkpoint, two windows: one pack each
+        entry = prediction(f"r{i}", i)
+        if i % 2:
+            entry.window = later
+        store.put(entry.request_id.encode(), entry, "p", 1)
+    store.checkpoint()
+    assert set(table) == {pack_key(0, "p", 1, W), pack_key(0, "p", 1, later)}
+    reads = table.reads
+    store.expire([(W.end(60_000) + 600_000, b"r0"), (W.end(60_000) + 600_000, b"r2")],
+                 lambda doc: Entry.doc_expires_at(doc, 60_000, 600_000, 300_000))
+    store.checkpoint()
+    assert set(table) == {pack_key(0, "p", 1, later)} and table.reads == reads

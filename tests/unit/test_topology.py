@@ -637,7 +637,9 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     first.on_labels(labels, 3, "l")
     assert table.written == []  # nothing is acked yet: no checkpoint
     assert first.commit(Plan(acks=["tick"], tick=True)) == ["tick"]  # a tick: a checkpoint
-    packs = [pack_key(0, "l", 3), pack_key(0, "p", 7)]
+    from stream.windows.frames import WindowId
+    window = WindowId(T0, "m", "v1")
+    packs = [pack_key(0, "l", 3, window), pack_key(0, "p", 7, window)]
     assert table.written == packs  # one write per side and checkpoint, not one per event
     local = RecordingTable(table)  # what survived on disk; the changelog may not have it
     again = PartitionStage(0, settings, local)
@@ -795,7 +797,10 @@ def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_th
     plan = stage.on_predictions(preds, 0, "p0")
     assert plan.closed_through == {"m": T0} and not plan.acks  # the first mark: no window
     assert stage.commit(plan) == []
-    assert table.written == [pack_key(0, "p", 0), mark] and table[mark] == str(T0).encode()
+    from stream.windows.frames import WindowId
+    first, second = WindowId(T0, "m", "v1"), WindowId(T0 + 60_000, "m", "v1")
+    assert table.written == [pack_key(0, "p", 0, first), mark]
+    assert table[mark] == str(T0).encode()
     early = [dict(labels[0], request_id="early")]
     plan = stage.on_labels(early, 0, "l0")  # an early label: nothing to wait for ...
     assert plan.acks == ["l0"] and stage.commit(plan) == []  # ... but no checkpoint yet
@@ -804,7 +809,7 @@ def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_th
     plan = stage.on_predictions(push, 1, "p1")  # the watermark passes the first window
     assert plan.closed_through == {"m": T0 + 60_000} and plan.acks == ["p0"]
     assert stage.commit(plan) == ["l0", "p0"]
-    assert table.written[2:] == [pack_key(0, "l", 0), pack_key(0, "p", 1), mark]
+    assert table.written[2:] == [pack_key(0, "l", 0), pack_key(0, "p", 1, second), mark]
     assert table[mark] == str(T0 + 60_000).encode()
     tick = stage.tick(None)
     tick.acks.append("t")
