@@ -24,6 +24,9 @@ from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.windows.frames import WindowId
 
+#: A (prediction, label) pair as the metrics engine takes it (see :meth:`Entry.pair`).
+LabelledPair = tuple[dict[str, Any], Any]
+
 #: Events per Kafka message at most; positions are ``offset << POS_BITS | index``.
 POS_BITS: Final = 20
 

@@ -119,6 +119,12 @@ class JoinStore:
         raw = self.index.get(request_id)
         return None if raw is None else _load(raw)
 
+    def get_doc(self, request_id: bytes) -> dict[str, Any] | None:
+        """The entry as its document (:meth:`stream.join.entries.Entry.to_doc`, with its
+        packs' keys ``pp`` and ``lp``): the hot path reads fields, builds no Entry."""
+        raw = self.index.get(request_id)
+        return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
+
     def restore(self) -> Iterator[tuple[bytes, Entry]]:
         """Rebuild the index from this partition's packs in the table; yield its entries."""
         for key in list(self.index.keys()):  # from an earlier assignment: stale
@@ -167,6 +173,16 @@ class JoinStore:
         no Entry built and one JSON encoding."""
         pack = self._open_pack("p", offset, window)
         self._add(request_id, pack, orjson.dumps({**doc, "pp": pack.decode()}), doc)
+
+    def put_doc(self, request_id: bytes, doc: dict[str, Any], side: Side, offset: int,
+                window: WindowId | None) -> None:
+        """:meth:`put` of an entry given as its document (as :meth:`get_doc` returns it,
+        both sides it knows): ``side``'s part goes into the open checkpoint's pack of that
+        side and ``window`` (None: an early label). ``doc`` gets the pack's key."""
+        pack = self._open_pack(side, offset, window)
+        doc["pp" if side == "p" else "lp"] = pack.decode()
+        fields = _PREDICTION_FIELDS if side == "p" else _LABEL_FIELDS
+        self._add(request_id, pack, orjson.dumps(doc), {k: doc[k] for k in fields})
 
     def _open_pack(self, side: Side, offset: int, window: WindowId | None) -> bytes:
         """The open checkpoint's pack of ``side`` and ``window`` (keyed by ``offset`` if this
@@ -265,6 +281,11 @@ class JoinStore:
         close = getattr(self.index, "close", None)
         if close is not None:
             close()
+
+
+#: An entry document's fields of each side (:meth:`stream.join.entries.Entry.to_doc`).
+_PREDICTION_FIELDS: Final = ("p", "r", "pos", "w", "ts", "o", "s", "late")
+_LABEL_FIELDS: Final = ("p", "r", "lab", "lpos", "lts")
 
 
 def _dump(entry: Entry) -> bytes:

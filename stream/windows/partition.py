@@ -25,12 +25,13 @@ The state those rules keep, and its upkeep (rebuild, folding, expiry), is the ba
 
 from __future__ import annotations
 
+import heapq
 import logging
 from typing import Any
 
 from stream.events import EventKind, Rejected
 from stream.ingest.counts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS
-from stream.join.entries import Entry, position, prediction_fields
+from stream.join.entries import LabelledPair, position, prediction_fields
 from stream.metrics.segments import SegmentRouter
 from stream.windows.eventtime import ModelClock
 from stream.windows.frames import WindowId, encode_frame, window_start
@@ -51,7 +52,7 @@ class PartitionStage(PartitionState):
         clocks: dict[str, ModelClock] = {}  # this batch's models, marks re-read once
         resumed = False
         by_window: dict[WindowId, list[dict[str, Any]]] = {}
-        labelled: dict[WindowId, list[Entry]] = {}
+        labelled: dict[WindowId, list[LabelledPair]] = {}
         first_late: list[WindowId] = []
         # Per (start, model, version) seen in this message: the window, its JSON form and
         # its entries' expiry time (a message's events share one or two windows).
@@ -75,23 +76,10 @@ class PartitionStage(PartitionState):
                 known = windows[(start, model_id, wid.model_version)] = (
                     wid, wid.as_list(), start + size_ms + self.horizon_ms)
             wid = known[0]
-            entry = self.joins.get(request_id)
+            doc = self.joins.get_doc(request_id)
             closed = start + size_ms <= clock.closed_through
-            if entry is None:  # the usual case: a new request, no label yet
-                outcome, segments = prediction_fields(event, segment_keys)
-                self.joins.put_prediction(request_id, {
-                    "p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
-                    "ts": ts, "o": outcome, "s": segments, "late": closed}, offset, wid)
-                clock.expire_later(known[2], request_id)
-                if ts > clock.max_ts:
-                    clock.max_ts = ts
-                if closed:
-                    self._count_late(wid, first_late)
-                else:
-                    by_window.setdefault(wid, []).append(event)
-                continue
-            if entry is not None and entry.pos is not None:
-                if entry.pos != pos:
+            if doc is not None and "pos" in doc:
+                if doc["pos"] != pos:
                     self.counters["duplicate_predictions"] += 1
                     self._changed(self.ledger.duplicate(wid, DUPLICATE_PREDICTIONS,
                                                         "prediction", offset))
@@ -99,23 +87,26 @@ class PartitionStage(PartitionState):
                 # A replay after a restart: its pack is written again at the checkpoint
                 # (with an on-disk table store, the local copy may hold a write whose
                 # changelog message the crash lost, and the next owner would not see it).
-                self.joins.touch(entry.pred_pack)
+                self.joins.touch(_pack(doc, "pp"))
                 if not closed:  # rebuild the open window
                     by_window.setdefault(wid, []).append(event)
                     clock.max_ts = max(clock.max_ts, ts)
                 continue
-            outcome, segments = prediction_fields(event, self.segment_keys)
-            new = Entry(self.partition, event["request_id"], pos, wid, ts, outcome, segments,
-                        late=closed)
-            if entry is not None:  # the label came first
-                new.label, new.lpos, new.lts = entry.label, entry.lpos, entry.lts
+            outcome, segments = prediction_fields(event, segment_keys)
+            part = {"p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
+                    "ts": ts, "o": outcome, "s": segments, "late": closed}
+            if doc is None:  # the usual case: a new request, no label yet
+                self.joins.put_prediction(request_id, part, offset, wid)
+            else:  # the label came first: its part stays in its pack
+                doc.update(part)
+                self.joins.put_doc(request_id, doc, "p", offset, wid)
                 self.early_pending -= 1
-                labelled.setdefault(wid, []).append(new)
                 self.counters["joined_early_labels"] += 1
-                new.label_pack = entry.label_pack
-            self.joins.put(request_id, new, "p", offset)
-            self._expire_later(new, request_id)
-            clock.max_ts = max(clock.max_ts, ts)
+                labelled.setdefault(wid, []).append(
+                    ({"request_id": part["r"], **outcome, "segments": segments}, doc["lab"]))
+            clock.expire_later(known[2], request_id)
+            if ts > clock.max_ts:
+                clock.max_ts = ts
             if closed:
                 self._count_late(wid, first_late)
             else:
@@ -147,31 +138,36 @@ class PartitionStage(PartitionState):
     def on_labels(self, events: list[dict[str, Any]], offset: int, handle: Any) -> Plan:
         """A batch of valid labels; ``handle`` is acked once the labelled side of every
         window it changed has been sent (so a rebalance or crash before that replays it)."""
-        labelled: dict[WindowId, list[Entry]] = {}
+        labelled: dict[WindowId, list[LabelledPair]] = {}
         for index, event in enumerate(events):
             lpos = position(offset, index)
             request_id = event["request_id"].encode()
             lts = int(event["timestamp"])
-            entry = self.joins.get(request_id) or Entry(self.partition, event["request_id"])
-            if entry.has_label:
-                if entry.lpos != lpos:
+            doc = self.joins.get_doc(request_id)
+            if doc is not None and "lpos" in doc:
+                if doc["lpos"] != lpos:
                     self.counters["duplicate_labels"] += 1
-                    self._changed(self.ledger.duplicate(entry.window, DUPLICATE_LABELS,
+                    window = WindowId.from_list(doc["w"]) if "w" in doc else None
+                    self._changed(self.ledger.duplicate(window, DUPLICATE_LABELS,
                                                         "label", offset))
                 else:  # a replay: in the labelled side already; its pack written again
-                    self.joins.touch(entry.label_pack)
+                    self.joins.touch(_pack(doc, "lp"))
                 continue
-            model_id = event["model_id"]
-            self.horizon.label_read(model_id, lts)
-            entry.label, entry.lpos, entry.lts = event["label"], lpos, lts
-            self.joins.put(request_id, entry, "l", offset)
-            if entry.window is None:
+            self.horizon.label_read(event["model_id"], lts)
+            if doc is None:  # an early label: its prediction has not come
+                doc = {"p": self.partition, "r": event["request_id"]}
+            doc.update(lab=event["label"], lpos=lpos, lts=lts)
+            if "w" not in doc:
+                self.joins.put_doc(request_id, doc, "l", offset, None)
                 self.counters["early_labels"] += 1
                 self.early_pending += 1
-                self._expire_later(entry, request_id)
-            else:
-                labelled.setdefault(entry.window, []).append(entry)
-                self.counters["joined_labels"] += 1
+                heapq.heappush(self.early_expiry, (lts + self.early_ttl_ms, request_id))
+                continue
+            wid = WindowId.from_list(doc["w"])
+            self.joins.put_doc(request_id, doc, "l", offset, wid)
+            labelled.setdefault(wid, []).append(
+                ({"request_id": doc["r"], **doc["o"], "segments": doc["s"]}, doc["lab"]))
+            self.counters["joined_labels"] += 1
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)
         pending = PendingAck(handle, len(labelled))
@@ -292,3 +288,7 @@ class PartitionStage(PartitionState):
         handles, self.held = self.held, []
         return handles
 
+
+def _pack(doc: dict[str, Any], name: str) -> bytes | None:
+    key = doc.get(name)
+    return None if key is None else str(key).encode()

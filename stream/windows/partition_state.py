@@ -21,7 +21,7 @@ from typing import Any
 
 from stream.config import Settings
 from stream.ingest.counts import IngestLedger
-from stream.join.entries import Entry, PerfWindow
+from stream.join.entries import Entry, LabelledPair, PerfWindow
 from stream.join.horizon import LabelHorizon
 from stream.join.store import MARK_PREFIX, JoinStore
 from stream.metrics.segments import SegmentRouter, add_by_segment, add_labelled_by_segment
@@ -112,9 +112,9 @@ class PartitionState:
             perf = self.perf[wid] = PerfWindow(SegmentRouter(self.segment_keys, self.local_cap))
         return perf
 
-    def _add_labelled(self, wid: WindowId, entries: list[Entry]) -> None:
+    def _add_labelled(self, wid: WindowId, pairs: list[LabelledPair]) -> None:
         perf = self._perf_window(wid)
-        perf.pending.extend(e.pair() for e in entries)
+        perf.pending.extend(pairs)
         perf.dirty = True
         if len(perf.pending) >= FOLD_AT:
             self._fold_labelled(wid, perf)
@@ -153,7 +153,7 @@ class PartitionState:
             if entry.has_label:
                 labelled.setdefault(entry.window, []).append(entry)
         for wid, entries in labelled.items():
-            self._add_labelled(wid, entries)
+            self._add_labelled(wid, [e.pair() for e in entries])
 
     # ------------------------------------------------------------------ labelled sides, expiry
     def _count_late(self, wid: WindowId, first_late: list[WindowId]) -> None:
