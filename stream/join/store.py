@@ -83,6 +83,11 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
     return cast(MutableMapping[bytes, bytes], index)
 
 
+def is_window_pack(key: bytes) -> bool:
+    """A pack of one window (:func:`pack_key` with a window): its entries expire together."""
+    return key.startswith(PACK_PREFIX) and key.count(b":") > 3
+
+
 def pack_key(partition: int, side: Side, offset: int, window: WindowId | None = None) -> bytes:
     """The table key of a checkpoint's pack of one side and window (None: early labels)."""
     key = b"%s%d:%s:%d" % (PACK_PREFIX, partition, side.encode(), offset)
@@ -111,6 +116,15 @@ class JoinStore:
         #: Per pack in the table, how many entries it holds: a pack all of whose entries
         #: expired is deleted without reading it back.
         self.sizes: dict[bytes, int] = {}
+        #: Per window, its packs, and how many of its entries have a label: the window's
+        #: entries expire together (:meth:`expire_window`).
+        self.window_packs: dict[WindowId, set[bytes]] = {}
+        self.labelled: dict[WindowId, int] = {}
+        #: Entries of a window with a part in a pack of no window (a label that came before
+        #: its prediction, a record of the previous format): request id -> that pack.
+        self.loose: dict[bytes, bytes] = {}
+        #: Packs to delete at the next checkpoint (their window expired).
+        self.deleted: set[bytes] = set()
 
     def __len__(self) -> int:
         return sum(1 for _ in self.index.keys())  # noqa: SIM118 - Rdict: no len(), no iter
@@ -141,7 +155,24 @@ class JoinStore:
                 if entry.partition == self.partition:
                     self._merge(key, entry)
         for request_id, raw in list(self.index.items()):
-            yield request_id, _load(raw)
+            entry = _load(raw)
+            if entry.window is not None:
+                self._register(request_id, entry.window, entry.pred_pack, entry.has_label,
+                               entry.label_pack)
+            yield request_id, entry
+
+    def _register(self, request_id: bytes, window: WindowId, pred_pack: bytes | None,
+                  has_label: bool, label_pack: bytes | None = None) -> None:
+        """Record where an entry of ``window`` lies, for :meth:`expire_window`."""
+        for pack in (pred_pack, label_pack):
+            if pack is None:
+                continue
+            if is_window_pack(pack):
+                self.window_packs.setdefault(window, set()).add(pack)
+            else:
+                self.loose[request_id] = pack
+        if has_label:
+            self.labelled[window] = self.labelled.get(window, 0) + 1
 
     def _merge(self, key: bytes, part: Entry) -> None:
         request_id = part.request_id.encode()
@@ -183,6 +214,10 @@ class JoinStore:
         doc["pp" if side == "p" else "lp"] = pack.decode()
         fields = _PREDICTION_FIELDS if side == "p" else _LABEL_FIELDS
         self._add(request_id, pack, orjson.dumps(doc), {k: doc[k] for k in fields})
+        if window is not None and "lpos" in doc:  # a label joined (either order)
+            self.labelled[window] = self.labelled.get(window, 0) + 1
+            if side == "p" and not is_window_pack(label := doc["lp"].encode()):
+                self.loose[request_id] = label
 
     def _open_pack(self, side: Side, offset: int, window: WindowId | None) -> bytes:
         """The open checkpoint's pack of ``side`` and ``window`` (keyed by ``offset`` if this
@@ -190,6 +225,8 @@ class JoinStore:
         pack = self.current.get((side, window))
         if pack is None:
             pack = self.current[(side, window)] = pack_key(self.partition, side, offset, window)
+            if window is not None:
+                self.window_packs.setdefault(window, set()).add(pack)
         return pack
 
     def _add(self, request_id: bytes, pack: bytes, indexed: bytes,
@@ -239,9 +276,38 @@ class JoinStore:
                 unlabelled += 1
         return early, unlabelled
 
+    def windows(self) -> set[WindowId]:
+        """The windows some entry here belongs to (as far as :meth:`expire_window` knows)."""
+        return set(self.window_packs) | set(self.labelled)
+
+    def expire_window(self, windows: list[WindowId], request_ids: list[bytes]) -> int:
+        """Drop the entries of ``windows`` (``request_ids``: all of them, as queued when
+        they were put) and delete the windows' packs at the next checkpoint, unread.
+        Returns how many had no label."""
+        index, loose = self.index, self.loose
+        for request_id in request_ids:
+            if request_id in index:
+                del index[request_id]
+            pack = loose.pop(request_id, None)
+            if pack is not None:  # its other pack is rewritten without it
+                self.dirty.setdefault(pack, set()).add(request_id)
+        labelled = 0
+        for window in windows:
+            labelled += self.labelled.pop(window, 0)
+            for pack in self.window_packs.pop(window, ()):
+                self.deleted.add(pack)
+                self.building.pop(pack, None)
+                self.dirty.pop(pack, None)
+            self.current = {k: v for k, v in self.current.items() if k[1] != window}
+        return len(request_ids) - labelled
+
     def checkpoint(self) -> int:
-        """Write every changed pack (one table write each) and open a new checkpoint;
-        return how many were written."""
+        """Write every changed pack (one table write each), delete the packs of expired
+        windows, and open a new checkpoint; return how many were written."""
+        for key in sorted(self.deleted):
+            if self.sizes.pop(key, None) is not None:  # in the table
+                del self.table[key]
+        self.deleted.clear()
         for key in sorted(self.dirty):
             self._write(key, self.dirty[key])
         written = len(self.dirty)

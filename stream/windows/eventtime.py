@@ -60,12 +60,13 @@ class ModelClock:
         else:
             waiting.append(request_id)
 
-    def due(self) -> list[tuple[int, bytes]]:
-        """Expiry entries the model's horizon clock has passed, removed from the queue."""
-        out: list[tuple[int, bytes]] = []
+    def due(self) -> list[tuple[int, list[bytes]]]:
+        """Expiry times the model's horizon clock has passed, each with its entries (those of
+        the windows ending a label horizon before it), removed from the queue."""
+        out: list[tuple[int, list[bytes]]] = []
         while self.expiry_times and self.expiry_times[0] < self.horizon_ts:
             at = heapq.heappop(self.expiry_times)
-            out.extend((at, request_id) for request_id in self.expiry.pop(at))
+            out.append((at, self.expiry.pop(at)))
         return out
 
     def processed(self, offset: int) -> None:

@@ -190,13 +190,17 @@ class PartitionState:
         observed (often long after), and would expire labels whose predictions are merely
         still in flight."""
         self.horizon.advance(self.clocks)
+        size, horizon, ttl = self.size_ms, self.horizon_ms, self.early_ttl_ms
+        for model_id, clock in self.clocks.items():
+            for at, request_ids in clock.due():  # whole windows: their packs go unread
+                windows = [w for w in self.joins.windows()
+                           if w.model_id == model_id and w.end(size) + horizon == at]
+                self.counters["expired_unlabelled"] += self.joins.expire_window(
+                    windows, request_ids)
         due: list[tuple[int, bytes]] = []
-        for clock in self.clocks.values():
-            due.extend(clock.due())
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             due.append(heapq.heappop(self.early_expiry))
-        size, horizon, ttl = self.size_ms, self.horizon_ms, self.early_ttl_ms
         early, unlabelled = self.joins.expire(
             due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl))
         self.counters["expired_early_labels"] += early

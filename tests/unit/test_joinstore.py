@@ -192,3 +192,47 @@ def test_a_window_expires_as_whole_packs_never_read_back() -> None:
                  lambda doc: Entry.doc_expires_at(doc, 60_000, 600_000, 300_000))
     store.checkpoint()
     assert set(table) == {pack_key(0, "p", 1, later)} and table.reads == reads
+
+
+def test_expire_window_deletes_its_packs_and_rewrites_an_early_labels_pack() -> None:
+    """Window W: r0 (labelled on arrival), r1 (no label), r2 (its label came first, so the
+    label is in a pack of no window); window `later`: r3. W expires: its packs go unread,
+    the early labels' pack is rewritten without r2, and the restart sees only r3."""
+    table = CountingTable()
+    store = JoinStore(0, table)
+    later = WindowId(120_000, "m", "v1")
+    store.put_doc(b"r2", {"p": 0, "r": "r2", "lab": 1, "lpos": 1, "lts": 50_000}, "l", 1,
+                  None)
+    store.put_doc(b"r9", {"p": 0, "r": "r9", "lab": 0, "lpos": 2, "lts": 50_000}, "l", 1,
+                  None)  # an early label still waiting, in the same pack
+    store.checkpoint()
+    for i, window in ((0, W), (1, W), (2, W), (3, later)):
+        rid = f"r{i}".encode()
+        doc = store.get_doc(rid) or {}
+        doc.update(prediction(f"r{i}", i).to_doc())
+        doc["w"] = window.as_list()
+        store.put_doc(rid, doc, "p", 5, window)
+    doc = store.get_doc(b"r0")
+    assert doc is not None
+    doc.update(lab=0, lpos=9, lts=70_000)
+    store.put_doc(b"r0", doc, "l", 6, W)
+    store.checkpoint()
+    early_pack = pack_key(0, "l", 1)
+    assert set(table) == {early_pack, pack_key(0, "p", 5, W), pack_key(0, "p", 5, later),
+                          pack_key(0, "l", 6, W)}
+    reads = table.reads
+    restored = CountingTable(table)  # the same after a restart: the restore registers
+    after_restart = JoinStore(0, restored)
+    list(after_restart.restore())
+    assert after_restart.expire_window([W], [b"r0", b"r1", b"r2"]) == 1
+    after_restart.checkpoint()
+    assert store.expire_window([W], [b"r0", b"r1", b"r2"]) == 1  # r1 had no label
+    store.checkpoint()
+    assert set(table) == {early_pack, pack_key(0, "p", 5, later)}
+    assert ids(table[early_pack]) == ["r9"]
+    assert table.reads == reads + 1  # the early labels' pack only
+    assert store.get_doc(b"r2") is None and store.get_doc(b"r3") is not None
+    assert dict(restored) == dict(table)
+    again = JoinStore(0, dict(table))
+    assert sorted(rid for rid, _ in again.restore()) == [b"r3", b"r9"]
+    assert again.windows() == {later}
