@@ -88,6 +88,15 @@ def is_window_pack(key: bytes) -> bool:
     return key.startswith(PACK_PREFIX) and key.count(b":") > 3
 
 
+def pack_window(key: bytes) -> WindowId | None:
+    """The window of a pack's key (:func:`pack_key`); None for a pack of no window."""
+    if not is_window_pack(key):
+        return None
+    start, model_version = key.split(b":", 5)[4:]
+    model, version = model_version.split(b"|", 1)
+    return WindowId(int(start), model.decode(), version.decode())
+
+
 def pack_key(partition: int, side: Side, offset: int, window: WindowId | None = None) -> bytes:
     """The table key of a checkpoint's pack of one side and window (None: early labels)."""
     key = b"%s%d:%s:%d" % (PACK_PREFIX, partition, side.encode(), offset)
@@ -123,7 +132,12 @@ class JoinStore:
         #: Entries of a window with a part in a pack of no window (a label that came before
         #: its prediction, a record of the previous format): request id -> that pack.
         self.loose: dict[bytes, bytes] = {}
-        #: Packs to delete at the next checkpoint (their window expired).
+        #: Per pack of early labels, how many of its labels still wait for their
+        #: prediction: a label that joins moves to its window's pack, and the pack is
+        #: deleted, unread, once none waits.
+        self.waiting: dict[bytes, int] = {}
+        #: Packs to delete at the next checkpoint (their window expired; their early labels
+        #: all joined).
         self.deleted: set[bytes] = set()
 
     def __len__(self) -> int:
@@ -144,22 +158,39 @@ class JoinStore:
         for key in list(self.index.keys()):  # from an earlier assignment: stale
             del self.index[key]
         mine = b"%s%d:" % (PACK_PREFIX, self.partition)
+        early_copies: dict[bytes, bytes] = {}  # request id -> a pack of no window with its label
         for key, raw in list(self.table.items()):
             if key.startswith(PACK_PREFIX):
                 if key.startswith(mine):
+                    window = pack_window(key)
+                    if window is not None:
+                        self.window_packs.setdefault(window, set()).add(key)
                     for doc in orjson.loads(raw):
+                        if window is None and "lpos" in doc:
+                            early_copies[doc["r"].encode()] = key
                         self._merge(key, Entry.from_doc(doc))
                         self.sizes[key] = self.sizes.get(key, 0) + 1
             elif not key.startswith(MARK_PREFIX):  # the previous format: one entry, both
                 entry = Entry.decode(raw)            # sides, keyed by its request id
                 if entry.partition == self.partition:
                     self._merge(key, entry)
+                    self.sizes[key] = 1
+        referenced: set[bytes | None] = set()
         for request_id, raw in list(self.index.items()):
             entry = _load(raw)
-            if entry.window is not None:
+            referenced.update((entry.pred_pack, entry.label_pack))
+            if entry.window is None:
+                if entry.label_pack is not None:
+                    self.waiting[entry.label_pack] = self.waiting.get(entry.label_pack, 0) + 1
+            else:
                 self._register(request_id, entry.window, entry.pred_pack, entry.has_label,
                                entry.label_pack)
+                if request_id in early_copies:  # a copy left behind when its label moved
+                    self.loose[request_id] = early_copies[request_id]
             yield request_id, entry
+        for key in self.sizes:  # early labels' packs none of whose labels waits: copies
+            if pack_window(key) is None and key not in referenced:  # of moved labels only
+                self.deleted.add(key)
 
     def _register(self, request_id: bytes, window: WindowId, pred_pack: bytes | None,
                   has_label: bool, label_pack: bytes | None = None) -> None:
@@ -183,19 +214,18 @@ class JoinStore:
             entry.pred_pack = key
         if part.lpos is not None:
             entry.label, entry.lpos, entry.lts = part.label, part.lpos, part.lts
-            entry.label_pack = key
+            if entry.label_pack is None or not is_window_pack(entry.label_pack):
+                entry.label_pack = key  # a moved label: its window's pack is where it lives
         self.index[request_id] = _dump(entry)
 
     def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
         """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
-        checkpoint's pack of that side (keyed by ``offset`` if it opens it)."""
-        pack = self._open_pack(side, offset, entry.window)
-        if side == "p":
-            entry.pred_pack = pack
-        else:
-            entry.label_pack = pack
-        self._add(request_id, pack, _dump(entry),
-                  entry.to_doc(prediction=side == "p", label=side == "l"))
+        checkpoint's pack of that side (keyed by ``offset`` if it opens it). As
+        :meth:`put_doc`; ``entry`` gets its packs' keys."""
+        doc = orjson.loads(_dump(entry))
+        self.put_doc(request_id, doc, side, offset, entry.window)
+        entry.pred_pack = doc["pp"].encode() if "pp" in doc else None
+        entry.label_pack = doc["lp"].encode() if "lp" in doc else None
 
     def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int,
                        window: WindowId) -> None:
@@ -212,12 +242,46 @@ class JoinStore:
         side and ``window`` (None: an early label). ``doc`` gets the pack's key."""
         pack = self._open_pack(side, offset, window)
         doc["pp" if side == "p" else "lp"] = pack.decode()
+        if window is None:  # an early label
+            self.waiting[pack] = self.waiting.get(pack, 0) + 1
+        elif "lpos" in doc:  # a label joined (either order)
+            self.labelled[window] = self.labelled.get(window, 0) + 1
+            early = doc["lp"].encode() if "lp" in doc else None
+            if side == "p" and (early is None or not is_window_pack(early)):
+                doc["lp"] = self._move_label(request_id, doc, early, offset, window).decode()
         fields = _PREDICTION_FIELDS if side == "p" else _LABEL_FIELDS
         self._add(request_id, pack, orjson.dumps(doc), {k: doc[k] for k in fields})
-        if window is not None and "lpos" in doc:  # a label joined (either order)
-            self.labelled[window] = self.labelled.get(window, 0) + 1
-            if side == "p" and not is_window_pack(label := doc["lp"].encode()):
-                self.loose[request_id] = label
+
+    def _move_label(self, request_id: bytes, doc: dict[str, Any], early: bytes | None,
+                    offset: int, window: WindowId) -> bytes:
+        """An early label found its prediction: its part goes to the window's label pack
+        (which expires with the window), and leaves the early labels' pack without a
+        rewrite: the copy left there is deleted with it, once none of its labels waits (a
+        restore merges the two copies, which are equal). Returns the new pack."""
+        pack = self._open_pack("l", offset, window)
+        self.building.setdefault(pack, {})[request_id] = {k: doc[k] for k in _LABEL_FIELDS}
+        self.dirty.setdefault(pack, set())
+        if early is None:  # it had no pack yet
+            return pack
+        parts = self.building.get(early)
+        if parts is not None:  # not written yet: it never will be
+            parts.pop(request_id, None)
+        else:  # in the table: if the window goes before the pack, the pack is rewritten
+            self.loose[request_id] = early
+        self._early_left(early)
+        return pack
+
+    def _early_left(self, pack: bytes) -> None:
+        """One label of an early labels' pack joined or expired; none waits: delete it."""
+        left = self.waiting.get(pack, 0) - 1
+        if left > 0:
+            self.waiting[pack] = left
+            return
+        self.waiting.pop(pack, None)
+        if pack not in self.current.values():  # still open: new labels may come
+            self.deleted.add(pack)
+            self.dirty.pop(pack, None)
+            self.building.pop(pack, None)
 
     def _open_pack(self, side: Side, offset: int, window: WindowId | None) -> bytes:
         """The open checkpoint's pack of ``side`` and ``window`` (keyed by ``offset`` if this
@@ -271,6 +335,8 @@ class JoinStore:
                 if key is not None:
                     self.dirty.setdefault(key.encode(), set()).add(request_id)
             if "w" not in doc:
+                if "lp" in doc:
+                    self._early_left(doc["lp"].encode())
                 early += 1
             elif "lpos" not in doc:
                 unlabelled += 1
@@ -289,8 +355,8 @@ class JoinStore:
             if request_id in index:
                 del index[request_id]
             pack = loose.pop(request_id, None)
-            if pack is not None:  # its other pack is rewritten without it
-                self.dirty.setdefault(pack, set()).add(request_id)
+            if pack is not None and pack in self.sizes and pack not in self.deleted:
+                self.dirty.setdefault(pack, set()).add(request_id)  # rewritten without it
         labelled = 0
         for window in windows:
             labelled += self.labelled.pop(window, 0)
@@ -304,13 +370,14 @@ class JoinStore:
     def checkpoint(self) -> int:
         """Write every changed pack (one table write each), delete the packs of expired
         windows, and open a new checkpoint; return how many were written."""
-        for key in sorted(self.deleted):
+        for key in sorted(self.dirty):
+            if key not in self.deleted:
+                self._write(key, self.dirty[key])
+        written = len(self.dirty)
+        for key in sorted(self.deleted):  # after the writes: what replaces them is in
             if self.sizes.pop(key, None) is not None:  # in the table
                 del self.table[key]
         self.deleted.clear()
-        for key in sorted(self.dirty):
-            self._write(key, self.dirty[key])
-        written = len(self.dirty)
         self.dirty.clear()
         self.building.clear()
         self.current.clear()
@@ -326,7 +393,7 @@ class JoinStore:
             del self.sizes[key]
             return
         parts: dict[bytes, dict[str, Any]] = {}
-        stored = self.table.get(key)
+        stored = self.table.get(key) if key in self.sizes else None  # else never written
         if stored is not None:
             docs = orjson.loads(stored)
             for doc in docs if isinstance(docs, list) else [docs]:  # [docs]: the old format

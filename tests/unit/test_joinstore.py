@@ -152,7 +152,10 @@ def test_expire_drops_what_is_due_at_its_queued_time_and_counts_it() -> None:
     stale_at = moved.expires_at(size, horizon, ttl)
     found = prediction("d", 3)
     found.label, found.lpos, found.lts = moved.label, moved.lpos, moved.lts
-    store.put(b"d", found, "p", 3)
+    doc = store.get_doc(b"d")  # as the stage joins an early label
+    assert doc is not None
+    doc.update(found.to_doc(label=False))
+    store.put_doc(b"d", doc, "p", 3, W)
     store.checkpoint()
     for entry in (labelled, early, found):
         assert Entry.doc_expires_at(entry.to_doc(), size, horizon, ttl) == entry.expires_at(
@@ -163,6 +166,8 @@ def test_expire_drops_what_is_due_at_its_queued_time_and_counts_it() -> None:
         1, 1)
     assert store.get(b"d") is not None and store.get(b"a") is None
     store.checkpoint()
+    # d's prediction, and its label moved from the early labels' pack (deleted: none waits)
+    assert sorted(table) == [pack_key(0, "l", 1, W), pack_key(0, "p", 1, W)]
     assert [doc["r"] for raw in table.values() for doc in orjson.loads(raw)] == ["d", "d"]
 
 
@@ -195,9 +200,10 @@ def test_a_window_expires_as_whole_packs_never_read_back() -> None:
 
 
 def test_expire_window_deletes_its_packs_and_rewrites_an_early_labels_pack() -> None:
-    """Window W: r0 (labelled on arrival), r1 (no label), r2 (its label came first, so the
-    label is in a pack of no window); window `later`: r3. W expires: its packs go unread,
-    the early labels' pack is rewritten without r2, and the restart sees only r3."""
+    """Window W: r0 (labelled on arrival), r1 (no label), r2 (its label came first: it moves
+    to W's label pack and leaves a copy in the early labels' pack, where r9 still waits);
+    window `later`: r3. W expires: its packs go unread, the early labels' pack is rewritten
+    without r2 (it outlived the window), and the restart sees only r3 and r9."""
     table = CountingTable()
     store = JoinStore(0, table)
     later = WindowId(120_000, "m", "v1")
@@ -218,8 +224,9 @@ def test_expire_window_deletes_its_packs_and_rewrites_an_early_labels_pack() -> 
     store.put_doc(b"r0", doc, "l", 6, W)
     store.checkpoint()
     early_pack = pack_key(0, "l", 1)
+    # r2's label moved to W's label pack when its prediction came (offset 5), r0's joined it
     assert set(table) == {early_pack, pack_key(0, "p", 5, W), pack_key(0, "p", 5, later),
-                          pack_key(0, "l", 6, W)}
+                          pack_key(0, "l", 5, W)}
     reads = table.reads
     restored = CountingTable(table)  # the same after a restart: the restore registers
     after_restart = JoinStore(0, restored)
@@ -236,3 +243,25 @@ def test_expire_window_deletes_its_packs_and_rewrites_an_early_labels_pack() -> 
     again = JoinStore(0, dict(table))
     assert sorted(rid for rid, _ in again.restore()) == [b"r3", b"r9"]
     assert again.windows() == {later}
+
+
+def test_early_labels_move_to_their_window_and_their_pack_goes_unread() -> None:
+    table = CountingTable()
+    store = JoinStore(0, table)
+    for i, rid in enumerate(("e1", "e2")):
+        store.put_doc(rid.encode(), {"p": 0, "r": rid, "lab": i, "lpos": i, "lts": 50_000},
+                      "l", 1, None)
+    store.checkpoint()
+    assert set(table) == {pack_key(0, "l", 1)}
+    reads = table.reads
+    for i, rid in enumerate(("e1", "e2")):
+        doc = store.get_doc(rid.encode())
+        assert doc is not None
+        doc.update(prediction(rid, 10 + i).to_doc(label=False))
+        store.put_doc(rid.encode(), doc, "p", 4, W)
+    store.checkpoint()
+    assert set(table) == {pack_key(0, "p", 4, W), pack_key(0, "l", 4, W)}
+    assert table.reads == reads and ids(table[pack_key(0, "l", 4, W)]) == ["e1", "e2"]
+    restored = dict(JoinStore(0, dict(table)).restore())
+    assert restored[b"e2"].label == 1 and restored[b"e2"].window == W
+    assert restored[b"e2"].label_pack == pack_key(0, "l", 4, W)
