@@ -352,8 +352,10 @@ class JoinStore:
         Returns how many had no label."""
         index, loose = self.index, self.loose
         for request_id in request_ids:
-            if request_id in index:
-                del index[request_id]
+            try:  # noqa: SIM105 - contextlib.suppress costs more, per entry
+                del index[request_id]  # RocksDB: a blind delete, no read
+            except KeyError:  # a dict index: already gone
+                pass
             pack = loose.pop(request_id, None)
             if pack is not None and pack in self.sizes and pack not in self.deleted:
                 self.dirty.setdefault(pack, set()).add(request_id)  # rewritten without it

@@ -101,6 +101,7 @@ class PartitionStage(PartitionState):
                 doc.update(part)
                 self.joins.put_doc(request_id, doc, "p", offset, wid)
                 self.early_pending -= 1
+                self.joined_early.add((int(doc["lts"]) + self.early_ttl_ms, request_id))
                 self.counters["joined_early_labels"] += 1
                 labelled.setdefault(wid, []).append(
                     ({"request_id": part["r"], **outcome, "segments": segments}, doc["lab"]))

@@ -67,6 +67,9 @@ class PartitionState:
         self.perf: dict[WindowId, PerfWindow] = {}
         self.perf_waiting: dict[WindowId, list[PendingAck]] = {}
         self.early_pending = 0  # labels in the table still waiting for their prediction
+        #: Early labels that found their prediction since they were queued for expiry, as
+        #: queued: (expiry time, request id).
+        self.joined_early: set[tuple[int, bytes]] = set()
         self.counters: Counter[str] = Counter()
         #: Handles waiting for the next checkpoint (see :meth:`commit`).
         self.held: list[Any] = []
@@ -200,7 +203,11 @@ class PartitionState:
         due: list[tuple[int, bytes]] = []
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
-            due.append(heapq.heappop(self.early_expiry))
+            item = heapq.heappop(self.early_expiry)
+            if item in self.joined_early:  # it found its prediction: nothing to read
+                self.joined_early.discard(item)
+            else:
+                due.append(item)
         early, unlabelled = self.joins.expire(
             due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl))
         self.counters["expired_early_labels"] += early
