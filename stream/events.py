@@ -113,17 +113,27 @@ def _require(event: dict[str, Any], names: tuple[str, ...]) -> None:
             raise ValidationError("missing_field", f"{name} is required")
 
 
+#: Model ids that passed the pattern (a handful per deployment; bounded in case of a flood).
+_VALID_MODEL_IDS: set[str] = set()
+_MAX_REMEMBERED_IDS: Final = 10_000
+
+
 def _check_common(event: dict[str, Any]) -> int:
     """Checks shared by both kinds; returns the event time (epoch ms), set by the caller last
     so that a rejected event is dead-lettered as it came."""
-    if event.get("schema_version", 1) != 1 or type(event.get("schema_version", 1)) is bool:
-        raise ValidationError("out_of_range", "schema_version must be 1")
+    if "schema_version" in event:
+        version = event["schema_version"]
+        if version != 1 or type(version) is bool:
+            raise ValidationError("out_of_range", "schema_version must be 1")
     _check_string(event, "request_id", 256, 1)
     model_id = event["model_id"]
     if type(model_id) is not str:
         raise ValidationError("wrong_type", "model_id must be a string")
-    if _MODEL_ID.fullmatch(model_id) is None:
-        raise ValidationError("bad_model_id", "model_id must match [A-Za-z0-9._:-]{1,128}")
+    if model_id not in _VALID_MODEL_IDS:
+        if _MODEL_ID.fullmatch(model_id) is None:
+            raise ValidationError("bad_model_id", "model_id must match [A-Za-z0-9._:-]{1,128}")
+        if len(_VALID_MODEL_IDS) < _MAX_REMEMBERED_IDS:
+            _VALID_MODEL_IDS.add(model_id)
     return parse_timestamp(event["timestamp"])
 
 
@@ -148,8 +158,24 @@ def _check_mapping(
             raise ValidationError("wrong_type", f"{name}[{key!r}] must be {what}")
 
 
-def _feature_value(value: object) -> bool:
-    return value is None or type(value) is str or type(value) is bool or _is_number(value)
+def _check_features(features: object) -> None:
+    """``features``: :func:`_check_mapping` of a number, string, boolean or null per name,
+    inlined (the hottest loop of validation: every feature of every prediction)."""
+    if type(features) is not dict:
+        raise ValidationError("wrong_type", "features must be an object")
+    if len(features) > 1000:
+        raise ValidationError("out_of_range", "features must have 0..1000 entries")
+    for key, item in features.items():
+        if not 1 <= len(key) <= 128:
+            raise ValidationError("out_of_range", "features key length must be (1, 128)")
+        kind = type(item)
+        if kind is float:
+            if math.isfinite(item):
+                continue
+        elif kind is str or kind is int or kind is bool or item is None:
+            continue
+        raise ValidationError("wrong_type",
+                              f"features[{key!r}] must be a number, string, boolean or null")
 
 
 def _probability(value: object) -> bool:
@@ -172,8 +198,7 @@ def validate_prediction(event: Any) -> dict[str, Any]:
     timestamp = _check_common(event)
     if "model_version" in event:
         _check_string(event, "model_version", 128)
-    _check_mapping(event, "features", 1000, (1, 128), _feature_value,
-                   "a number, string, boolean or null")
+    _check_features(event["features"])
     if not _outcome(event["prediction"]):
         raise ValidationError("wrong_type", "prediction must be a number, string or boolean")
     if "probability" in event and not _probability(event["probability"]):

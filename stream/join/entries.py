@@ -113,15 +113,25 @@ class Entry:
         return entry
 
 
+_OUTCOME: Final = ("prediction", "probability", "scores")
+_NONE: Final[Mapping[str, Any]] = {}
+
+
 def prediction_fields(event: Mapping[str, Any], segment_keys: tuple[str, ...]) -> tuple[
     dict[str, Any], dict[str, Any]
 ]:
     """What an entry keeps of a prediction: the outcome fields and the segment values."""
-    outcome = {k: event[k] for k in ("prediction", "probability", "scores") if k in event}
-    segs = event.get("segments") or {}
-    feats = event.get("features") or {}
-    values = {k: segs.get(k, feats.get(k)) for k in segment_keys}
-    return outcome, {k: v for k, v in values.items() if v is not None}
+    outcome = {k: event[k] for k in _OUTCOME if k in event}
+    if not segment_keys:
+        return outcome, {}
+    segs = event.get("segments") or _NONE
+    feats = event.get("features") or _NONE
+    values: dict[str, Any] = {}
+    for key in segment_keys:
+        value = segs[key] if key in segs else feats.get(key)
+        if value is not None:
+            values[key] = value
+    return outcome, values
 
 
 @dataclass(slots=True)
