@@ -40,11 +40,16 @@ def read_predictions(events: Sequence[Mapping[str, Any]], task: str,
             values.append(pred)
             continue
         if task == "binary":
-            p = as_probability(e.get("probability"))
-            if p is None and isinstance(pred, float) and not pred.is_integer():
-                p = as_probability(pred)  # a bare score in "prediction"
-                pred = None
-            key = class_key(pred)
+            prob = e.get("probability")
+            # The usual event (an int class, a float probability) without the calls.
+            p = prob if type(prob) is float and 0.0 <= prob <= 1.0 else as_probability(prob)
+            if type(pred) is int:
+                key: str | None = str(pred)
+            else:
+                if p is None and isinstance(pred, float) and not pred.is_integer():
+                    p = as_probability(pred)  # a bare score in "prediction"
+                    pred = None
+                key = class_key(pred)
             dec = (key == positive) if key is not None else (p >= 0.5 if p is not None else None)
             values.append(p if p is not None else pred)
             probs.append(p)

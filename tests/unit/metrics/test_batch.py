@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -92,3 +93,22 @@ def test_add_labelled_by_segment_equals_add_labelled_per_segment(task: str) -> N
     assert set(batched) == set(alone)
     for seg in alone:
         assert batched[seg] == alone[seg], seg
+
+
+def test_binary_read_predictions_fast_path_equals_the_general_rules() -> None:
+    from stream.metrics.batch import read_predictions
+    from stream.metrics.values import as_probability, class_key
+
+    values: list[Any] = [0, 1, 2, -1, True, False, 0.0, 1.0, 0.3, "1", "a", None, float("nan"),
+                         float("inf"), -0.0, 1.5, 10**30]
+    events = [{"prediction": a, "probability": b} for a in values for b in values]
+    _, probs, decided, keys, _ = read_predictions(events, "binary", "1")
+    for e, p_got, d_got, k_got in zip(events, probs, decided, keys, strict=True):
+        pred = e["prediction"]
+        p = as_probability(e["probability"])
+        if p is None and isinstance(pred, float) and not pred.is_integer():
+            p, pred = as_probability(pred), None
+        key = class_key(pred)
+        dec = (key == "1") if key is not None else (p >= 0.5 if p is not None else None)
+        assert (p_got, k_got, d_got) == (p, key, dec) or (
+            p_got is not None and p is not None and math.isnan(p_got) and math.isnan(p))
