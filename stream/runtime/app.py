@@ -34,7 +34,7 @@ from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
 from stream.ingest.dead_letters import DeadLetter, Ingest, Source
 from stream.join.store import join_index
-from stream.merge.sink import decode_results, encode_results, encode_window
+from stream.merge.sink import decode_results, encode_results
 from stream.merge.stage import MergePlan, MergeStage, References
 from stream.runtime import faust_fixes
 from stream.runtime.acks import InOrderAcks
@@ -295,12 +295,13 @@ def create_app(
                 merge = merges[partition] = MergeStage(partition, settings, sources, perf,
                                                        finals, references)
             plan: MergePlan = merge.on_frame(event.value, event)
-            sent = [await results.send(key=key, value=value)
-                    for result in plan.results for key, value in encode_results(result)]
-            if alerts_on:  # each window's rows together, keyed by model (stream.alerts)
-                sent.extend([await windows_topic.send(key=key, value=encode_window(result))
-                             for result in plan.results
-                             if (key := window_model_key(result)) is not None])
+            sent = []
+            for result in plan.results:
+                for key, value in encode_results(result):  # one record per window
+                    sent.append(await results.send(key=key, value=value))
+                    model_key = window_model_key(result) if alerts_on else None
+                    if model_key is not None:  # the same rows, keyed by model (stream.alerts)
+                        sent.append(await windows_topic.send(key=model_key, value=value))
             sent.extend([await reference_topic.send(key=model_id.encode(),
                                                     value=profile.to_bytes())
                          for model_id, profile in plan.references])
