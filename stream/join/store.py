@@ -151,7 +151,7 @@ class JoinStore:
         """The entry as its document (:meth:`stream.join.entries.Entry.to_doc`, with its
         packs' keys ``pp`` and ``lp``): the hot path reads fields, builds no Entry."""
         raw = self.index.get(request_id)
-        return None if raw is None else cast(dict[str, Any], orjson.loads(raw))
+        return None if raw is None else cast("dict[str, Any]", orjson.loads(raw))
 
     def restore(self) -> Iterator[tuple[bytes, Entry]]:
         """Rebuild the index from this partition's packs in the table; yield its entries."""

@@ -239,7 +239,7 @@ class PartitionStage(PartitionState):
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
-        self._expire(plan)
+        self._expire(plan, forget=may_idle)
         if heartbeat or plan.closed_through:
             plan.broadcast.append(encode_frame("progress", self.partition, {
                 "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())

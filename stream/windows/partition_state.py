@@ -185,8 +185,9 @@ class PartitionState:
                   "ing": self.ledger.window(wid)}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
-    def _expire(self, plan: Plan) -> None:
-        """Drop entries past the label horizon (or early labels past their TTL).
+    def _expire(self, plan: Plan, forget: bool = True) -> None:
+        """Drop entries past the label horizon (or early labels past their TTL); with
+        ``forget`` (on ticks), forget the labelled sides of windows past it.
 
         The clock is each model's horizon clock (:mod:`stream.join.horizon`; for early labels,
         the newest prediction time of any model): label times say when an outcome was
@@ -213,6 +214,12 @@ class PartitionState:
         self.counters["expired_early_labels"] += early
         self.early_pending -= early
         self.counters["expired_unlabelled"] += unlabelled
+        if forget:  # a look at every window: per tick, not per message
+            self._forget(plan)
+
+    def _forget(self, plan: Plan) -> None:
+        """Forget the labelled sides of windows past the label horizon (their last labels
+        sent first): with the default settings a partition holds ~2,000 of them."""
         now_ms = int(self.clock() * 1000)
         for wid, perf in list(self.perf.items()):
             model = self.clocks.get(wid.model_id)
