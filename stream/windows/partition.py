@@ -239,8 +239,12 @@ class PartitionStage(PartitionState):
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
-        self._expire(plan, forget=may_idle)
-        if heartbeat or plan.closed_through:
+        # Windows past the horizon are forgotten (their last labels sent) before a progress
+        # frame tells stage 2 the horizon moved, so none of their labels comes too late;
+        # not on every message: it looks at every window.
+        broadcast = heartbeat or bool(plan.closed_through)
+        self._expire(plan, forget=broadcast)
+        if broadcast:
             plan.broadcast.append(encode_frame("progress", self.partition, {
                 "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())
                        if not c.idle},

@@ -187,7 +187,7 @@ class PartitionState:
 
     def _expire(self, plan: Plan, forget: bool = True) -> None:
         """Drop entries past the label horizon (or early labels past their TTL); with
-        ``forget`` (on ticks), forget the labelled sides of windows past it.
+        ``forget`` (before a progress frame), forget the labelled sides of windows past it.
 
         The clock is each model's horizon clock (:mod:`stream.join.horizon`; for early labels,
         the newest prediction time of any model): label times say when an outcome was
@@ -214,7 +214,7 @@ class PartitionState:
         self.counters["expired_early_labels"] += early
         self.early_pending -= early
         self.counters["expired_unlabelled"] += unlabelled
-        if forget:  # a look at every window: per tick, not per message
+        if forget:  # a look at every window: not on every message
             self._forget(plan)
 
     def _forget(self, plan: Plan) -> None:

@@ -838,3 +838,41 @@ def test_fairness_without_the_attribute_as_a_segment() -> None:
     fair = [doc for doc in h.latest().values() if doc["family"] == "fairness"]
     assert fair and all(doc["value"] is None and doc["reason"] == "groups_below_min_size"
                         for doc in fair)
+
+
+@pytest.mark.parametrize("crash_after", [None, 30, 120, 260])
+def test_expired_windows_leave_no_join_packs_across_crashes(crash_after: int | None) -> None:
+    """Windows expire during the stream (a 2-minute horizon over 15 minutes of events), a
+    fifth of the labels come before their predictions (they move to their window's pack
+    when it comes), and the worker crashes and replays: the figures equal the offline ones,
+    and once every window is past the horizon the join table holds no pack at all (none
+    leaked by a move, an expiry or a replay)."""
+    settings = make_settings()
+    settings = settings.model_copy(update={"windows": settings.windows.model_copy(
+        update={"label_horizon_s": 120, "early_label_ttl_s": 300})})
+    preds, labels = make_events(400, seed=5, span_ms=900_000)
+    h = Harness(settings)
+    h.produce("labels", labels[: len(labels) // 5])
+    h.produce("predictions", preds)
+    h.produce("labels", labels[len(labels) // 5:])
+    if crash_after is not None:
+        h.pump(limit=crash_after)
+        h.tick(1)
+        h.crash()
+        h.pump(limit=crash_after // 3 + 1)
+        h.crash()
+    h.pump()
+    h.settle()
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
+    if crash_after is None:  # (a crash resets the counters)
+        expired = sum(s.counters["expired_unlabelled"] for s in h.stage1.values())
+        assert expired > 0  # windows did expire during the run
+    later = [dict(preds[0], request_id=f"z{i}", timestamp=T0 + 10_000_000 + i)
+             for i in range(40)]  # every partition: the clocks move past every window
+    assert {partition_for(e["request_id"], h.parts) for e in later} == set(range(h.parts))
+    h.produce("predictions", later)
+    h.pump()
+    h.tick(1)
+    h.pump()
+    packs = [k for k in h.joins if k.startswith(b"pack:")]
+    assert all(b":%d:" % (T0 + 10_000_000 - (T0 + 10_000_000) % 60_000) in k for k in packs)
