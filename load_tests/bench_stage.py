@@ -33,7 +33,7 @@ from benchkit import WINDOWS, stream_events
 
 from stream.config import Settings
 from stream.events import decode_message
-from stream.join.store import join_index
+from stream.join.index import join_index
 from stream.sdk.partitioning import partition_for
 from stream.windows.partition import PartitionStage
 

@@ -4,8 +4,9 @@ Each join entry used to be its own table key, so every event cost a changelog me
 through aiokafka, in Python, one by one): most of the worker's time. Now, as Kafka Streams
 does with a state store behind a record cache:
 
-- the entries live in a *local index* by request id (RocksDB with the ``rocksdb://`` table
-  store, a dict with ``memory://``), written per event but never changelogged;
+- the entries live in a *local index* by request id (:mod:`stream.join.index`: RocksDB with
+  the ``rocksdb://`` table store, a dict with ``memory://``), written per event but never
+  changelogged;
 - a *checkpoint* writes the entries added since the last one to the table as few records,
   *packs*: one per side (p for the predictions topic, l for labels) and window, keyed by
   where the checkpoint starts and the window
@@ -37,7 +38,6 @@ from typing import Any, Final, Literal, cast
 
 import orjson
 
-from stream.config import Settings
 from stream.join.entries import Entry
 from stream.windows.frames import WindowId
 
@@ -45,42 +45,6 @@ PACK_PREFIX: Final = b"pack:"
 #: Keys of the models' closed-through marks, which share the table (see stage 1's commit).
 MARK_PREFIX: Final = b"closed-through:"
 Side = Literal["p", "l"]
-
-
-def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, bytes]:
-    """A partition's local index: RocksDB beside Faust's tables with the ``rocksdb://``
-    store (the join state stays on disk, as it did when every entry was a table key), a dict
-    with ``memory://``. Emptied on every assignment: it is rebuilt from the packs."""
-    if not settings.worker.table_store.startswith("rocksdb"):
-        return {}
-    from rocksdict import (  # faust-streaming's rocksdict extra
-        BlockBasedOptions,
-        Cache,
-        Options,
-        Rdict,
-        WriteOptions,
-    )
-
-    path = settings.worker.data_dir / settings.worker.app_id / "join-index" / str(partition)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    options = Options(raw_mode=True)
-    # The tables' memory budget (worker.rocksdb_memory_mb) per index too. RocksDB's defaults
-    # (two 64 MB memtables, per partition) made the worker's memory grow with the stream
-    # until the memtables filled: 243 MB at 100k events, 501 MB at 1M.
-    budget = settings.worker.rocksdb_memory_mb * 1024 * 1024
-    options.set_write_buffer_size(budget // 4)
-    options.set_max_write_buffer_number(2)
-    table = BlockBasedOptions()
-    table.set_block_cache(Cache(budget // 2))
-    options.set_block_based_table_factory(table)
-    Rdict.destroy(str(path), options)
-    index = Rdict(str(path), options)
-    # No write-ahead log: the index is rebuilt from the packs on every assignment, so it
-    # need not survive a crash (a put costs 1 us instead of 3).
-    writes = WriteOptions()
-    setattr(writes, "disable_wal", True)  # noqa: B010 - an attribute; the stubs say a method
-    index.set_write_options(writes)
-    return cast(MutableMapping[bytes, bytes], index)
 
 
 def is_window_pack(key: bytes) -> bool:

@@ -33,7 +33,7 @@ from faust.web import Request, Response, View
 from stream.alerts.evaluator import window_model_key
 from stream.config import Settings
 from stream.ingest.dead_letters import DeadLetter, Ingest, Source
-from stream.join.store import join_index
+from stream.join.index import join_index
 from stream.merge.sink import decode_results, encode_results
 from stream.merge.stage import MergePlan, MergeStage, References
 from stream.runtime import faust_fixes

@@ -8,7 +8,8 @@ import orjson
 
 from stream.config import load_settings
 from stream.join.entries import Entry
-from stream.join.store import JoinStore, join_index, pack_key
+from stream.join.index import join_index
+from stream.join.store import JoinStore, pack_key
 from stream.windows.frames import WindowId
 
 W = WindowId(60_000, "m", "v1")
