@@ -185,7 +185,8 @@ class JoinStore:
     def put(self, request_id: bytes, entry: Entry, side: Side, offset: int) -> None:
         """Record ``entry`` (merged: both sides it knows); its ``side`` goes into the open
         checkpoint's pack of that side (keyed by ``offset`` if it opens it). As
-        :meth:`put_doc`; ``entry`` gets its packs' keys."""
+        :meth:`put_doc`, for a caller holding an Entry (tests, tools); ``entry`` gets its
+        packs' keys."""
         doc = orjson.loads(_dump(entry))
         self.put_doc(request_id, doc, side, offset, entry.window)
         entry.pred_pack = doc["pp"].encode() if "pp" in doc else None
@@ -269,16 +270,6 @@ class JoinStore:
         """Write ``pack`` again at the next checkpoint (a replay)."""
         if pack is not None:
             self.dirty.setdefault(pack, set())
-
-    def drop(self, request_id: bytes, entry: Entry | None = None) -> None:
-        """Forget an expired entry (``entry``: as just read, to save reading it again);
-        its packs are rewritten at the next checkpoint."""
-        if entry is None:
-            entry = _load(self.index[request_id])
-        del self.index[request_id]
-        for key in (entry.pred_pack, entry.label_pack):
-            if key is not None:
-                self.dirty.setdefault(key, set()).add(request_id)
 
     def expire(self, due: list[tuple[int, bytes]],
                expires_at: Callable[[dict[str, Any]], int]) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -49,19 +50,27 @@ def test_a_checkpoint_is_one_record_per_side_and_a_restart_restores_every_entry(
     assert (loaded[b"r1"].pred_pack, loaded[b"r1"].label_pack) == (pred_pack, label_pack)
 
 
-def test_expiry_rewrites_a_pack_smaller_then_deletes_it() -> None:
+def early(rid: str, lpos: int) -> dict[str, Any]:
+    """An early label's entry document (its prediction has not come)."""
+    return {"p": 0, "r": rid, "lab": 1, "lpos": lpos, "lts": 10_000}
+
+
+def expires(doc: dict[str, Any]) -> int:
+    return Entry.doc_expires_at(doc, 60_000, 600_000, 300_000)
+
+
+def test_an_early_labels_pack_is_rewritten_smaller_as_they_expire_then_deleted() -> None:
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
     for i in range(3):
-        store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 1)
+        store.put_doc(f"r{i}".encode(), early(f"r{i}", i), "l", 1, None)
     store.checkpoint()
-    pack = pack_key(0, "p", 1, W)
-    store.drop(b"r0")
+    pack, at = pack_key(0, "l", 1), 10_000 + 300_000
+    assert store.expire([(at, b"r0")], expires) == (1, 0)
     assert ids(table[pack]) == ["r0", "r1", "r2"]  # written at the next checkpoint only
     store.checkpoint()
     assert ids(table[pack]) == ["r1", "r2"]
-    store.drop(b"r1")
-    store.drop(b"r2")
+    assert store.expire([(at, b"r1"), (at, b"r2")], expires) == (2, 0)
     store.checkpoint()
     assert table == {} and len(store) == 0
 
@@ -78,23 +87,22 @@ def test_a_replay_writes_its_pack_again_with_the_same_content() -> None:
     assert again.checkpoint() == 1 and table == before
 
 
-def test_a_label_outlives_its_pack_mates_while_joined() -> None:
+def test_a_joined_label_outlives_its_early_pack_mates() -> None:
     """Two labels in one checkpoint: one expires early (no prediction came), the other
-    joined its prediction: the pack keeps the joined one only."""
+    joined its prediction: the early labels' pack goes, the joined label stays (in its
+    window's pack)."""
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
     for rid in ("a", "b"):
-        store.put(rid.encode(), Entry(0, rid, label=1, lpos=ord(rid), lts=10), "l", 4)
+        store.put_doc(rid.encode(), early(rid, ord(rid)), "l", 4, None)
     store.checkpoint()
-    old = store.get(b"b")
-    assert old is not None
-    joined = prediction("b", 3)
-    joined.label, joined.lpos, joined.lts, joined.label_pack = old.label, old.lpos, old.lts, (
-        old.label_pack)
-    store.put(b"b", joined, "p", 2)
-    store.drop(b"a")
+    doc = store.get_doc(b"b")
+    assert doc is not None
+    doc.update(prediction("b", 3).to_doc(label=False))
+    store.put_doc(b"b", doc, "p", 2, W)
+    store.expire([(10_000 + 300_000, b"a")], expires)
     store.checkpoint()
-    assert ids(table[pack_key(0, "l", 4)]) == ["b"]
+    assert set(table) == {pack_key(0, "p", 2, W), pack_key(0, "l", 2, W)}
     restored = dict(JoinStore(0, table).restore())
     assert restored[b"b"].has_label and restored[b"b"].window == W
 
@@ -107,7 +115,7 @@ def test_records_of_the_previous_format_are_read_as_packs_of_one() -> None:
     store = JoinStore(0, table)
     [(request_id, entry)] = store.restore()
     assert request_id == b"r9" and entry.to_doc() == old.to_doc()
-    store.drop(b"r9")  # expiry deletes the old key
+    assert store.expire_window([W], [b"r9"]) == 0  # its window expires: the old key goes
     store.checkpoint()
     assert set(table) == {b"x"}
 
@@ -126,7 +134,7 @@ def test_the_rocksdb_index_keeps_entries_on_disk_and_is_rebuilt_on_assignment(
     for i in range(3):
         store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 5)
     store.checkpoint()
-    store.drop(b"r1")
+    store.expire_window([W], [b"r1"])  # not checkpointed: the packs still hold it
     store.close()
     again = JoinStore(3, table, join_index(settings, 3))  # reassigned: a fresh index
     assert len(again) == 0
