@@ -65,19 +65,9 @@ class Entry:
             return self.lts + early_ttl_ms
         return self.window.end(window_size_ms) + horizon_ms
 
-    @staticmethod
-    def doc_expires_at(doc: Mapping[str, Any], window_size_ms: int, horizon_ms: int,
-                       early_ttl_ms: int) -> int:
-        """:meth:`expires_at` of an entry's document (:meth:`to_doc`), without building it."""
-        window = doc.get("w")
-        if window is None:
-            return int(doc["lts"]) + early_ttl_ms
-        return int(window[2]) + window_size_ms + horizon_ms
-
-    def pair(self) -> tuple[dict[str, Any], Any]:
+    def pair(self) -> LabelledPair:
         """The (prediction, label) pair the metrics engine takes (the id keys its sampling)."""
-        return {"request_id": self.request_id, **self.outcome, "segments": self.segments}, (
-            self.label)
+        return labelled_pair(self.request_id, self.outcome, self.segments, self.label)
 
     def to_doc(self, prediction: bool = True, label: bool = True) -> dict[str, Any]:
         """The entry's prediction side, label side, or both, as a JSON-ready mapping."""
@@ -115,6 +105,13 @@ class Entry:
 
 _OUTCOME: Final = ("prediction", "probability", "scores")
 _NONE: Final[Mapping[str, Any]] = {}
+
+
+def labelled_pair(request_id: str, outcome: Mapping[str, Any], segments: Mapping[str, Any],
+                  label: Any) -> LabelledPair:
+    """What the metrics engine takes of a joined request: the prediction's outcome fields
+    and segment values under its id (which keys the row sampling), and the label."""
+    return {"request_id": request_id, **outcome, "segments": segments}, label
 
 
 def prediction_fields(event: Mapping[str, Any], segment_keys: tuple[str, ...]) -> tuple[

@@ -33,7 +33,7 @@ does with a state store behind a record cache:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any, Final, Literal, cast
 
 import orjson
@@ -271,31 +271,25 @@ class JoinStore:
         if pack is not None:
             self.dirty.setdefault(pack, set())
 
-    def expire(self, due: list[tuple[int, bytes]],
-               expires_at: Callable[[dict[str, Any]], int]) -> tuple[int, int]:
-        """Drop the entries due to expire at the time queued with them, unless updated since
-        (an early label that found its prediction); their packs are rewritten at the next
-        checkpoint. Read as documents, not entries: the hot path when windows expire.
-        Returns how many were early labels and how many predictions without a label."""
-        early = unlabelled = 0
+    def expire_early(self, due: list[tuple[int, bytes]], ttl_ms: int) -> int:
+        """Drop the early labels due (queued as (label time + TTL, request id)) that still
+        wait for their prediction; an entry that joined since, or a later label of the same
+        id, is left alone. Their packs are rewritten at the next checkpoint (deleted, unread,
+        once none of their labels waits). Returns how many went."""
+        dropped = 0
         for at, request_id in due:
             raw = self.index.get(request_id)
             if raw is None:
                 continue
             doc = orjson.loads(raw)
-            if expires_at(doc) != at:
+            if "w" in doc or int(doc["lts"]) + ttl_ms != at:
                 continue
             del self.index[request_id]
-            for key in (doc.get("pp"), doc.get("lp")):
-                if key is not None:
-                    self.dirty.setdefault(key.encode(), set()).add(request_id)
-            if "w" not in doc:
-                if "lp" in doc:
-                    self._early_left(doc["lp"].encode())
-                early += 1
-            elif "lpos" not in doc:
-                unlabelled += 1
-        return early, unlabelled
+            pack = doc["lp"].encode()
+            self.dirty.setdefault(pack, set()).add(request_id)
+            self._early_left(pack)
+            dropped += 1
+        return dropped
 
     def windows(self) -> set[WindowId]:
         """The windows some entry here belongs to (as far as :meth:`expire_window` knows)."""

@@ -128,19 +128,6 @@ class ColumnBatch:
         counts = np.bincount(codes[codes >= 0], minlength=len(self.names))
         return {self.names[i]: int(counts[i]) for i in np.flatnonzero(counts)}
 
-    @property
-    def n_nonfinite(self) -> int:
-        return _count(self.nonfinite, None)
-
-    @property
-    def n_other(self) -> int:
-        return _count(self.other, None)
-
-    def finite_values(self) -> FloatArray | None:
-        if self.numeric is None:
-            return None
-        return self.numeric[~np.isnan(self.numeric)]
-
 
 def _count(mask: BoolArray | None, rows: Rows) -> int:
     if mask is None:

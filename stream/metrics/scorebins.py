@@ -159,7 +159,7 @@ def add_scores(
     labels: Sequence[str | None] | None = None,
     positive: str = "1",
 ) -> None:
-    """Add a batch of read predictions (``WindowState._read_predictions``) to ``bins``.
+    """Add a batch of read predictions (:func:`stream.metrics.batch.read_predictions`) to ``bins``.
 
     Binary: rows with a probability and a decision, in group ``"+"`` or ``"-"``. Multiclass:
     for each class ``c`` in a row's scores, the score of ``c`` in group ``"c\x1f+"`` when the

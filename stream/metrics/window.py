@@ -27,8 +27,6 @@ from stream.metrics.accumulators import (
 from stream.metrics.batch import (
     LabelledBatch,
     PredictionBatch,
-    ReadPredictions,
-    read_predictions,
     take,
 )
 from stream.metrics.columns import ColumnBatch, IntArray, Rows
@@ -165,10 +163,6 @@ class WindowState:
         numeric = batch.numeric_rows(rows)
         if numeric is not None:
             sample_cols[name] = numeric
-
-    def _read_predictions(self, events: Sequence[Mapping[str, Any]]) -> ReadPredictions:
-        """Per event: drift value of the prediction, probability, decision, class, scores."""
-        return read_predictions(events, self.task, self.positive_label)
 
     def _add_decisions(
         self,

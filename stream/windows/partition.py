@@ -31,7 +31,7 @@ from typing import Any
 
 from stream.events import EventKind, Rejected
 from stream.ingest.counts import DUPLICATE_LABELS, DUPLICATE_PREDICTIONS
-from stream.join.entries import LabelledPair, position, prediction_fields
+from stream.join.entries import LabelledPair, labelled_pair, position, prediction_fields
 from stream.metrics.segments import SegmentRouter
 from stream.windows.eventtime import ModelClock
 from stream.windows.frames import WindowId, encode_frame, window_start
@@ -97,14 +97,14 @@ class PartitionStage(PartitionState):
                     "ts": ts, "o": outcome, "s": segments, "late": closed}
             if doc is None:  # the usual case: a new request, no label yet
                 self.joins.put_prediction(request_id, part, offset, wid)
-            else:  # the label came first: its part stays in its pack
+            else:  # the label came first: it moves to the window's label pack
                 doc.update(part)
                 self.joins.put_doc(request_id, doc, "p", offset, wid)
                 self.early_pending -= 1
                 self.joined_early.add((int(doc["lts"]) + self.early_ttl_ms, request_id))
                 self.counters["joined_early_labels"] += 1
                 labelled.setdefault(wid, []).append(
-                    ({"request_id": part["r"], **outcome, "segments": segments}, doc["lab"]))
+                    labelled_pair(part["r"], outcome, segments, doc["lab"]))
             clock.expire_later(known[2], request_id)
             if ts > clock.max_ts:
                 clock.max_ts = ts
@@ -167,7 +167,7 @@ class PartitionStage(PartitionState):
             wid = WindowId.from_list(doc["w"])
             self.joins.put_doc(request_id, doc, "l", offset, wid)
             labelled.setdefault(wid, []).append(
-                ({"request_id": doc["r"], **doc["o"], "segments": doc["s"]}, doc["lab"]))
+                labelled_pair(doc["r"], doc["o"], doc["s"], doc["lab"]))
             self.counters["joined_labels"] += 1
         for wid, entries in labelled.items():
             self._add_labelled(wid, entries)

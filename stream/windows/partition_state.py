@@ -194,7 +194,7 @@ class PartitionState:
         observed (often long after), and would expire labels whose predictions are merely
         still in flight."""
         self.horizon.advance(self.clocks)
-        size, horizon, ttl = self.size_ms, self.horizon_ms, self.early_ttl_ms
+        size, horizon = self.size_ms, self.horizon_ms
         for model_id, clock in self.clocks.items():
             for at, request_ids in clock.due():  # whole windows: their packs go unread
                 windows = [w for w in self.joins.windows()
@@ -209,11 +209,9 @@ class PartitionState:
                 self.joined_early.discard(item)
             else:
                 due.append(item)
-        early, unlabelled = self.joins.expire(
-            due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl))
+        early = self.joins.expire_early(due, self.early_ttl_ms)
         self.counters["expired_early_labels"] += early
         self.early_pending -= early
-        self.counters["expired_unlabelled"] += unlabelled
         if forget:  # a look at every window: not on every message
             self._forget(plan)
 

@@ -55,8 +55,7 @@ def early(rid: str, lpos: int) -> dict[str, Any]:
     return {"p": 0, "r": rid, "lab": 1, "lpos": lpos, "lts": 10_000}
 
 
-def expires(doc: dict[str, Any]) -> int:
-    return Entry.doc_expires_at(doc, 60_000, 600_000, 300_000)
+TTL = 300_000
 
 
 def test_an_early_labels_pack_is_rewritten_smaller_as_they_expire_then_deleted() -> None:
@@ -66,11 +65,11 @@ def test_an_early_labels_pack_is_rewritten_smaller_as_they_expire_then_deleted()
         store.put_doc(f"r{i}".encode(), early(f"r{i}", i), "l", 1, None)
     store.checkpoint()
     pack, at = pack_key(0, "l", 1), 10_000 + 300_000
-    assert store.expire([(at, b"r0")], expires) == (1, 0)
+    assert store.expire_early([(at, b"r0")], TTL) == 1
     assert ids(table[pack]) == ["r0", "r1", "r2"]  # written at the next checkpoint only
     store.checkpoint()
     assert ids(table[pack]) == ["r1", "r2"]
-    assert store.expire([(at, b"r1"), (at, b"r2")], expires) == (2, 0)
+    assert store.expire_early([(at, b"r1"), (at, b"r2")], TTL) == 2
     store.checkpoint()
     assert table == {} and len(store) == 0
 
@@ -100,7 +99,7 @@ def test_a_joined_label_outlives_its_early_pack_mates() -> None:
     assert doc is not None
     doc.update(prediction("b", 3).to_doc(label=False))
     store.put_doc(b"b", doc, "p", 2, W)
-    store.expire([(10_000 + 300_000, b"a")], expires)
+    store.expire_early([(10_000 + TTL, b"a")], TTL)
     store.checkpoint()
     assert set(table) == {pack_key(0, "p", 2, W), pack_key(0, "l", 2, W)}
     restored = dict(JoinStore(0, table).restore())
@@ -144,40 +143,26 @@ def test_the_rocksdb_index_keeps_entries_on_disk_and_is_rebuilt_on_assignment(
     again.close()
 
 
-def test_expire_drops_what_is_due_at_its_queued_time_and_counts_it() -> None:
-    """A labelled prediction, an unlabelled one, an early label, and an early label that
-    found its prediction since it was queued (its queued time is stale: kept)."""
-    size, horizon, ttl = 60_000, 600_000, 300_000
+def test_expire_early_drops_the_early_labels_still_waiting_at_their_queued_time() -> None:
+    """Two early labels queued for expiry: c still waits (it goes, and with it their pack:
+    none waits any more), d found its prediction since (it stays, moved to its window's
+    label pack); a prediction's entry queued by mistake is not the early queue's to drop."""
     table: dict[bytes, bytes] = {}
     store = JoinStore(0, table)
-    labelled = prediction("a", 1)
-    labelled.label, labelled.lpos, labelled.lts = 1, 5, 70_000
-    store.put(b"a", labelled, "p", 1)
     store.put(b"b", prediction("b", 2), "p", 1)
-    early = Entry(0, "c", label=0, lpos=6, lts=50_000)
-    store.put(b"c", early, "l", 2)
-    moved = Entry(0, "d", label=0, lpos=7, lts=50_000)
-    store.put(b"d", moved, "l", 2)
-    stale_at = moved.expires_at(size, horizon, ttl)
-    found = prediction("d", 3)
-    found.label, found.lpos, found.lts = moved.label, moved.lpos, moved.lts
+    for rid, lpos in (("c", 6), ("d", 7)):
+        store.put_doc(rid.encode(), early(rid, lpos), "l", 2, None)
     doc = store.get_doc(b"d")  # as the stage joins an early label
     assert doc is not None
-    doc.update(found.to_doc(label=False))
+    doc.update(prediction("d", 3).to_doc(label=False))
     store.put_doc(b"d", doc, "p", 3, W)
     store.checkpoint()
-    for entry in (labelled, early, found):
-        assert Entry.doc_expires_at(entry.to_doc(), size, horizon, ttl) == entry.expires_at(
-            size, horizon, ttl)
-    due = [(e.expires_at(size, horizon, ttl), e.request_id.encode())
-           for e in (labelled, prediction("b", 2), early)] + [(stale_at, b"d")]
-    assert store.expire(due, lambda doc: Entry.doc_expires_at(doc, size, horizon, ttl)) == (
-        1, 1)
-    assert store.get(b"d") is not None and store.get(b"a") is None
+    at = 10_000 + TTL
+    assert store.expire_early([(at, b"c"), (at, b"d"), (at, b"b"), (at + 1, b"x")], TTL) == 1
+    assert store.get(b"c") is None and store.get(b"d") is not None and store.get(b"b")
     store.checkpoint()
-    # d's prediction, and its label moved from the early labels' pack (deleted: none waits)
-    assert sorted(table) == [pack_key(0, "l", 1, W), pack_key(0, "p", 1, W)]
-    assert [doc["r"] for raw in table.values() for doc in orjson.loads(raw)] == ["d", "d"]
+    assert sorted(table) == [pack_key(0, "l", 3, W), pack_key(0, "p", 1, W)]
+    assert ids(table[pack_key(0, "l", 3, W)]) == ["d"]
 
 
 class CountingTable(dict[bytes, bytes]):
@@ -202,8 +187,7 @@ def test_a_window_expires_as_whole_packs_never_read_back() -> None:
     store.checkpoint()
     assert set(table) == {pack_key(0, "p", 1, W), pack_key(0, "p", 1, later)}
     reads = table.reads
-    store.expire([(W.end(60_000) + 600_000, b"r0"), (W.end(60_000) + 600_000, b"r2")],
-                 lambda doc: Entry.doc_expires_at(doc, 60_000, 600_000, 300_000))
+    assert store.expire_window([W], [b"r0", b"r2"]) == 2  # neither had a label
     store.checkpoint()
     assert set(table) == {pack_key(0, "p", 1, later)} and table.reads == reads
 
