@@ -41,12 +41,13 @@ from stream.runtime.acks import InOrderAcks
 from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
 from stream.runtime.durable import AckAfterDelivery, WriteLog, tracked_table
 from stream.runtime.flow import InputFlow
+from stream.runtime.groups import PlanQueue, more_waiting
 from stream.runtime.telemetry import CONTENT_TYPE, Sources, Telemetry
 from stream.store import Store
 from stream.topics import PARTIALS_MAX_BYTES, internal_topics
 from stream.windows.eventtime import CatchUp
 from stream.windows.partition import PartitionStage
-from stream.windows.plan import Plan
+from stream.windows.plan import Plan, merge_plans
 
 log = logging.getLogger(__name__)
 
@@ -161,18 +162,28 @@ def create_app(
         while buffer.size > buffer_limit:
             await asyncio.sleep(0.005)
 
-    async def run_plan(stage: PartitionStage, plan: Plan, acks: AckAfterDelivery) -> None:
-        sent = [await partials.send(key=key, value=value) for key, value in plan.frames]
-        for frame in plan.broadcast:
-            sent.extend([await partials.send(value=frame, partition=q)
-                         for q in range(sources)])
-        for future in sent:
-            await future  # delivered, before progress is recorded and offsets may move
-        handles = stage.commit(plan)
-        current = stages.get(stage.partition) is stage  # else revoked: replayed elsewhere
-        await acks.after(writes1.take(), handles if current else [])  # once writes are in
-        if current:
-            flow.control(stage)
+    #: Stage 1's plans of the current group of messages (stream.runtime.groups).
+    group = PlanQueue()
+
+    async def run_plans(acks: AckAfterDelivery) -> None:
+        """Run the group's plans, per stage in the order they were made: send their frames
+        (awaiting delivery), then one checkpoint and one round of acks and flow control per
+        stage, and backpressure once."""
+        for stage, plans in group.take():
+            sent = []
+            for plan in plans:
+                sent.extend([await partials.send(key=key, value=value)
+                             for key, value in plan.frames])
+                for frame in plan.broadcast:
+                    sent.extend([await partials.send(value=frame, partition=q)
+                                 for q in range(sources)])
+            for future in sent:
+                await future  # delivered, before progress is recorded and offsets may move
+            handles = stage.commit(merge_plans(plans))
+            current = stages.get(stage.partition) is stage  # else revoked: replayed elsewhere
+            await acks.after(writes1.take(), handles if current else [])  # once writes are in
+            if current:
+                flow.control(stage)
         await backpressure()
 
     #: Each agent's in-order acks, by agent name (revoked partitions are forgotten there).
@@ -237,8 +248,9 @@ def create_app(
                                                        join_index(settings, partition))
         return stage
 
-    async def process1(event: Any, acks: AckAfterDelivery) -> None:
-        """One prediction or label message (from Faust, or read beside it)."""
+    async def process1(event: Any) -> None:
+        """One prediction or label message (from Faust, or read beside it); its plan waits
+        for the group's end (:func:`run_plans`)."""
         message = event.message
         stage = stage_for(message.partition)
         source = Source(message.topic, message.partition, message.offset)
@@ -246,12 +258,11 @@ def create_app(
         decoded = await ingest.handle(event.value, message.key, source)
         stage.on_rejected(decoded.rejected, ingest.kind_of(message.topic), message.offset)
         if not decoded.valid:  # acked at the checkpoint that stores its reject counts
-            await run_plan(stage, Plan(acks=[event]), acks)
+            group.add(stage, Plan(acks=[event]))
         elif message.topic == topics.predictions:
-            await run_plan(stage, stage.on_predictions(decoded.valid, message.offset, event),
-                           acks)
+            group.add(stage, stage.on_predictions(decoded.valid, message.offset, event))
         else:
-            await run_plan(stage, stage.on_labels(decoded.valid, message.offset, event), acks)
+            group.add(stage, stage.on_labels(decoded.valid, message.offset, event))
 
     last_tick: dict[int, float] = {}
 
@@ -270,20 +281,24 @@ def create_app(
             taken_to = faust_fixes.client_position(app.consumer, tp)
             for item in await contiguity.catch_up(tp, highwater, taken_to):
                 in_order.register(item)
-                await process1(item, acks)
+                await process1(item)
         stage = stage_for(partition)
         plan = stage.tick(await caught_up(partition))
         plan.acks.append(event)
-        await run_plan(stage, plan, acks)
+        group.add(stage, plan, message=False)
+        await run_plans(acks)
 
     @app.agent(inputs, name="stage1", concurrency=1, supervisor_strategy=CRASH)
     async def stage1_agent(stream: Any) -> None:
         manual, in_order, acks = manual_acks("stage1", stream)
+        handed_over = manual.channel.queue  # what Faust's fetch loop gave the stream
         async for event in contiguous(manual, in_order):
-            if event.message.topic in (topics.predictions, topics.labels):
-                await process1(event, acks)
-            else:
-                await tick1(event, in_order, acks)
+            if event.message.topic not in (topics.predictions, topics.labels):
+                await tick1(event, in_order, acks)  # ends the group
+                continue
+            await process1(event)
+            if group.full() or not await more_waiting(handed_over):
+                await run_plans(acks)
 
     @app.agent(partials, name="stage2", concurrency=1, supervisor_strategy=CRASH)
     async def stage2_agent(stream: Any) -> None:

@@ -211,12 +211,16 @@ class PartitionStage(PartitionState):
         """Close what each model's watermark (or idleness) allows; plan revisions, expiry."""
         plan = Plan()
         now = self.clock()
-        open_by_model: dict[str, list[WindowId]] = {}
-        for wid in self.open:
-            open_by_model.setdefault(wid.model_id, []).append(wid)
+        open_by_model: dict[str, list[WindowId]] | None = None  # built when needed
         for model_id, clock in self.clocks.items():
-            model_open = open_by_model.get(model_id, [])
             limit = window_start(max(clock.watermark(), 0), self.size_ms)
+            if not may_idle and limit <= clock.closed_through:
+                continue  # the usual case: its open windows all end past the mark
+            if open_by_model is None:
+                open_by_model = {}
+                for wid in self.open:
+                    open_by_model.setdefault(wid.model_id, []).append(wid)
+            model_open = open_by_model.get(model_id, [])
             if may_idle and self._idle_due(clock, bool(model_open)):
                 # Quiet here: close all it has; later events for these windows are late.
                 seen = (window_start(clock.max_ts, self.size_ms) + self.size_ms

@@ -48,3 +48,24 @@ class Plan:
     acks: list[Any] = field(default_factory=list)
     #: Planned by a tick: a checkpoint is due.
     tick: bool = False
+
+
+def merge_plans(plans: list[Plan]) -> Plan:
+    """What :meth:`stream.windows.partition.PartitionStage.commit` needs of several plans
+    run as one group (their frames already sent, in order): every ack in order, each model's
+    latest closed-through mark, a tick if any was one.
+
+    >>> a = Plan(closed_through={"m": 10}, acks=[1])
+    >>> b = Plan(closed_through={"m": 20, "n": 5}, acks=[2], tick=True)
+    >>> merged = merge_plans([a, b])
+    >>> merged.closed_through, merged.acks, merged.tick, merged.frames
+    ({'m': 20, 'n': 5}, [1, 2], True, [])
+    """
+    if len(plans) == 1:
+        return plans[0]
+    merged = Plan()
+    for plan in plans:
+        merged.closed_through.update(plan.closed_through)  # marks only move forward
+        merged.acks.extend(plan.acks)
+        merged.tick |= plan.tick
+    return merged
