@@ -88,16 +88,18 @@ class PartitionState:
 
     def _clock(self, model_id: str) -> ModelClock:
         """The model's clock here; created on its first event, with the closed-through
-        mark the table kept (re-read while it may still be being restored)."""
+        mark the table kept. Read once: Faust hands a partition's messages over only once
+        its tables are restored (they are paused until then), and from then on only this
+        stage writes the mark (it was read per message, a table read each)."""
         clock = self.clocks.get(model_id)
         if clock is None:
             lateness = self.settings.metrics.model(model_id).allowed_lateness_s
             if lateness is None:
                 lateness = self.settings.windows.allowed_lateness_s
             clock = self.clocks[model_id] = ModelClock(lateness * 1000, last_data=self.clock())
-        stored = self.joins.table.get(self._mark_key(model_id))
-        if stored is not None and int(stored) > clock.closed_through:
-            clock.closed_through = int(stored)
+            stored = self.joins.table.get(self._mark_key(model_id))
+            if stored is not None:
+                clock.closed_through = int(stored)
         return clock
 
     def _newest(self) -> int:

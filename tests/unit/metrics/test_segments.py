@@ -69,6 +69,45 @@ def test_router_caps_new_values_and_round_trips() -> None:
         SegmentRouter(["c"], 0)
 
 
+_ODD_VALUES = st.sampled_from(["DE", "FR", "US", "BR", "other", "", 1, 1.0, True, False, 0,
+                                2.5, float("nan"), None, [1], {"a": 1}])
+
+
+@st.composite
+def _routed_events(draw: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    for field in ("segments", "features"):
+        where = draw(st.sampled_from(["dict", "absent", "not a mapping"]))
+        if where == "dict":
+            event[field] = draw(st.dictionaries(st.sampled_from(["country", "device", "x"]),
+                                                _ODD_VALUES, max_size=3))
+        elif where == "not a mapping":
+            event[field] = draw(st.sampled_from([None, "DE", 3, ["country"]]))
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches=st.lists(st.lists(_routed_events(), max_size=12), min_size=1, max_size=4),
+       keys=st.sampled_from([["country"], ["country", "device"], ["device", "country", "x"],
+                             []]),
+       cap=st.integers(1, 4))
+def test_rows_equal_routing_each_event_in_turn(batches: list[list[dict[str, Any]]],
+                                               keys: list[str], cap: int) -> None:
+    """``rows`` (key by key, values remembered) gives what routing every event in turn
+    gives: the same rows per segment, the segments in the same order, the same admitted
+    values after each batch; 1, 1.0 and True stay apart ("1", "1", "true")."""
+    fast, slow = SegmentRouter(keys, cap), SegmentRouter(keys, cap)
+    for events in batches:
+        expected: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            for seg in slow.route(event):
+                expected.setdefault(seg, []).append(i)
+        got = fast.rows(events)
+        assert list(got) == list(expected)
+        assert {k: v.tolist() for k, v in got.items()} == expected
+        assert fast.to_dict() == slow.to_dict()
+
+
 def test_cap_keeps_top_k_by_volume_and_folds_the_rest() -> None:
     evs = [_event(i, c) for i, c in enumerate("AAAABBBCCD")]
     states = _states(evs, SegmentRouter(["country"], local_cap=100))
