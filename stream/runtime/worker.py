@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -46,6 +47,26 @@ def open_results_store(settings: Settings) -> Store | None:
     return store
 
 
+#: Allocations of container objects between young-generation collections (CPython: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Make Python's cyclic garbage collector cheap for a long-running stream worker.
+
+    Measured on ``make bench``'s 150k-event backlog: collections took 1.9 of the worker's
+    13.9 CPU-seconds (13%), mostly full collections walking the objects start-up made
+    (numpy, scipy, Faust: hundreds of thousands) again and again. ``gc.freeze`` moves those
+    to a generation that is never collected (they live as long as the process anyway);
+    a higher young threshold runs the young collection every 50,000 allocations instead
+    of 700 (the stream's events and state are rarely in reference cycles, so little waits
+    longer to be freed). Together: 0.05 CPU-seconds of collections, events per CPU-second
+    up by about a fifth (docs/benchmarks.md). Either alone left 0.6 s."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
     """Run the worker in this process; returns the exit code when it stops.
 
@@ -69,6 +90,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> int:
     ensure_changelogs(settings, [table.changelog_topic.get_topic_name()
                                  for table in app.tables.values()], sources)
     watchdog = ShutdownWatchdog(settings.worker.shutdown_timeout_s)
+    tune_gc()  # after the imports and the app: what they made is frozen
     worker = MonitorWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False,
                            watchdog=watchdog)
     try:
