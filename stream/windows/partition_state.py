@@ -198,11 +198,20 @@ class PartitionState:
         self.horizon.advance(self.clocks)
         size, horizon = self.size_ms, self.horizon_ms
         for model_id, clock in self.clocks.items():
+            if not clock.expiry_times or clock.expiry_times[0] >= clock.horizon_ts:
+                continue  # nothing due (the usual case: this runs after every message)
             for at, request_ids in clock.due():  # whole windows: their packs go unread
                 windows = [w for w in self.joins.windows()
                            if w.model_id == model_id and w.end(size) + horizon == at]
                 self.counters["expired_unlabelled"] += self.joins.expire_window(
                     windows, request_ids)
+        if self.early_expiry and self.early_expiry[0][0] < self._newest():
+            self._expire_early()
+        if forget:  # a look at every window: not on every message
+            self._forget(plan)
+
+    def _expire_early(self) -> None:
+        """Drop the early labels whose TTL the newest prediction time has passed."""
         due: list[tuple[int, bytes]] = []
         newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
@@ -214,8 +223,6 @@ class PartitionState:
         early = self.joins.expire_early(due, self.early_ttl_ms)
         self.counters["expired_early_labels"] += early
         self.early_pending -= early
-        if forget:  # a look at every window: not on every message
-            self._forget(plan)
 
     def _forget(self, plan: Plan) -> None:
         """Forget the labelled sides of windows past the label horizon (their last labels
