@@ -18,7 +18,7 @@ window states the header lists (``segs``: ``[[segment, byte length], ...]``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
@@ -28,9 +28,11 @@ FrameKind = Literal["partial", "perf", "progress"]
 _SEP: Final = b"\x00"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class WindowId:
-    """One model version's window; ordered by start so windows close in time order."""
+class WindowId(NamedTuple):
+    """One model version's window; ordered by start so windows close in time order.
+
+    A named tuple rather than a frozen dataclass: it is a dict key on the hot path (per
+    event and per label), and a tuple is built, hashed and compared in C."""
 
     window_start: int
     model_id: str
