@@ -4,8 +4,9 @@ Each input message is still handled alone, in offset order (joins, closes, laten
 figure depends on how messages are grouped), and the frames it plans are sent in the order
 they were planned, only later. What costs the same for one event as for a hundred (sending
 and awaiting the frames, the checkpoint check, the acks, flow control, backpressure) then
-runs once per group. With one-event messages those steps were about a third of stage 1's
-time; ``make bench``'s one-event figure rose about 6% (docs/benchmarks.md).
+runs once per group. With one-event messages those steps were 11% of the worker's main
+thread (py-spy), about a fifth of stage 1's share; the one-event backlog of
+``load_tests/bench_worker.py`` rose about 6% (docs/benchmarks.md).
 
 A group ends when the stream has nothing more handed over (so a quiet stream runs each
 message's plan at once: no latency is added), at :data:`GROUP_MAX` messages, and at every

@@ -54,14 +54,15 @@ GC_YOUNG_THRESHOLD = 50_000
 def tune_gc() -> None:
     """Make Python's cyclic garbage collector cheap for a long-running stream worker.
 
-    Measured on ``make bench``'s 150k-event backlog: collections took 1.9 of the worker's
-    13.9 CPU-seconds (13%), mostly full collections walking the objects start-up made
-    (numpy, scipy, Faust: hundreds of thousands) again and again. ``gc.freeze`` moves those
-    to a generation that is never collected (they live as long as the process anyway);
-    a higher young threshold runs the young collection every 50,000 allocations instead
-    of 700 (the stream's events and state are rarely in reference cycles, so little waits
-    longer to be freed). Together: 0.05 CPU-seconds of collections, events per CPU-second
-    up by about a fifth (docs/benchmarks.md). Either alone left 0.6 s."""
+    Measured on ``make bench``'s 150k-event backlog (each collection timed with
+    ``gc.callbacks``): collections took 1.8 of the worker's 12.0 CPU-seconds after the
+    partitions were assigned (15%), mostly full collections walking the objects start-up
+    made (numpy, scipy, Faust: hundreds of thousands) again and again. ``gc.freeze`` moves
+    those to a generation that is never collected (they live as long as the process
+    anyway); a higher young threshold runs the young collection every 50,000 allocations
+    instead of 700 (the stream's events and state are rarely in reference cycles, so little
+    waits longer to be freed). Together: 0.05 CPU-seconds of collections; either alone left
+    ~0.6 s (docs/benchmarks.md)."""
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)

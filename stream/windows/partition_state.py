@@ -205,15 +205,15 @@ class PartitionState:
                            if w.model_id == model_id and w.end(size) + horizon == at]
                 self.counters["expired_unlabelled"] += self.joins.expire_window(
                     windows, request_ids)
-        if self.early_expiry and self.early_expiry[0][0] < self._newest():
-            self._expire_early()
+        newest = self._newest()
+        if self.early_expiry and self.early_expiry[0][0] < newest:
+            self._expire_early(newest)
         if forget:  # a look at every window: not on every message
             self._forget(plan)
 
-    def _expire_early(self) -> None:
-        """Drop the early labels whose TTL the newest prediction time has passed."""
+    def _expire_early(self, newest: int) -> None:
+        """Drop the early labels whose TTL ``newest`` (the newest prediction time) passed."""
         due: list[tuple[int, bytes]] = []
-        newest = self._newest()
         while self.early_expiry and self.early_expiry[0][0] < newest:
             item = heapq.heappop(self.early_expiry)
             if item in self.joined_early:  # it found its prediction: nothing to read
