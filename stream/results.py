@@ -96,6 +96,15 @@ class MetricRow:
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _METRIC_FIELDS}
 
+    def revised(self, revision: int, labelled_count: int, coverage: float | None) -> MetricRow:
+        """The row at ``revision`` with those label figures: ``dataclasses.replace`` in
+        half the time (it looks the fields up on every call; stage 2 settles every row of
+        every window)."""
+        return MetricRow(self.model_id, self.model_version, self.segment, self.window_start,
+                         self.window_end, self.family, self.metric, self.feature, self.value,
+                         self.sample_size, labelled_count, coverage, revision,
+                         self.computed_at, self.reason)
+
 
 _DRIFT_FIELDS: Final = tuple(f.name for f in fields(DriftRow))
 _METRIC_FIELDS: Final = tuple(f.name for f in fields(MetricRow))

@@ -8,7 +8,7 @@ index from them.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import cast
 
 from stream.config import Settings
@@ -39,6 +39,11 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
     options.set_max_write_buffer_number(2)
     table = BlockBasedOptions()
     table.set_block_cache(Cache(budget // 2))
+    # Most lookups miss (a new request's prediction): bloom filters answer a miss without
+    # searching the memtable's skip list or reading a block of each file.
+    table.set_bloom_filter(10, False)
+    options.set_memtable_whole_key_filtering(True)
+    options.set_memtable_prefix_bloom_ratio(0.1)
     options.set_block_based_table_factory(table)
     Rdict.destroy(str(path), options)
     index = Rdict(str(path), options)
@@ -48,3 +53,24 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
     setattr(writes, "disable_wal", True)  # noqa: B010 - an attribute; the stubs say a method
     index.set_write_options(writes)
     return cast(MutableMapping[bytes, bytes], index)
+
+
+def write_back(index: MutableMapping[bytes, bytes], changes: Mapping[bytes, bytes | None]) -> None:
+    """Apply ``changes`` (None: delete, blind) to the index: RocksDB takes them as one write
+    batch (0.5 us an entry against 0.8 for a put and 0.5 for a get, each its own call)."""
+    if isinstance(index, dict):
+        for key, value in changes.items():
+            if value is None:
+                index.pop(key, None)
+            else:
+                index[key] = value
+        return
+    from rocksdict import WriteBatch
+
+    batch = WriteBatch(raw_mode=True)
+    for key, value in changes.items():
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    index.write(batch)  # type: ignore[attr-defined]

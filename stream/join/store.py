@@ -29,6 +29,11 @@ does with a state store behind a record cache:
   again as each expired: 6% of the worker's time in a ``make bench`` backlog.)
 - Records of the previous formats (one entry per key, the key its request id) are read as
   packs of one, so a worker upgraded mid-stream loses no join state.
+
+The index is written back, as Kafka Streams' record cache is: the entries put or dropped
+since the last checkpoint stay in a dict as documents (``recent``), read before the index,
+and reach the index at the checkpoint in one write batch. A label that joins a prediction of
+the same checkpoint reads no JSON; an index write costs a batch slot, not a call into RocksDB.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Any, Final, Literal, cast
 import orjson
 
 from stream.join.entries import Entry
+from stream.join.index import write_back
 from stream.windows.frames import WindowId
 
 PACK_PREFIX: Final = b"pack:"
@@ -78,6 +84,9 @@ class JoinStore:
         self.partition = partition
         self.table = table
         self.index: MutableMapping[bytes, bytes] = {} if index is None else index
+        #: Entries put (their document) or dropped (None) since the last checkpoint, not
+        #: yet in ``index``; read first (see the module docstring).
+        self.recent: dict[bytes, dict[str, Any] | None] = {}
         #: The packs of the open checkpoint, per side and window, and the parts put in
         #: them since.
         self.current: dict[tuple[Side, WindowId | None], bytes] = {}
@@ -103,22 +112,42 @@ class JoinStore:
         #: Packs to delete at the next checkpoint (their window expired; their early labels
         #: all joined).
         self.deleted: set[bytes] = set()
+        #: The open packs' keys as text, for the documents that name them.
+        self.pack_names: dict[bytes, str] = {}
 
     def __len__(self) -> int:
+        self.flush()
         return sum(1 for _ in self.index.keys())  # noqa: SIM118 - Rdict: no len(), no iter
 
     def get(self, request_id: bytes) -> Entry | None:
-        raw = self.index.get(request_id)
-        return None if raw is None else _load(raw)
+        doc = self.get_doc(request_id)
+        return None if doc is None else _from_doc(doc)
 
     def get_doc(self, request_id: bytes) -> dict[str, Any] | None:
         """The entry as its document (:meth:`stream.join.entries.Entry.to_doc`, with its
-        packs' keys ``pp`` and ``lp``): the hot path reads fields, builds no Entry."""
+        packs' keys ``pp`` and ``lp``): the hot path reads fields, builds no Entry. A
+        document put since the last checkpoint is the store's own: change it only to put
+        it back."""
+        doc = self.recent.get(request_id, _UNREAD)
+        if doc is not _UNREAD:
+            return cast("dict[str, Any] | None", doc)
         raw = self.index.get(request_id)
         return None if raw is None else cast("dict[str, Any]", orjson.loads(raw))
 
+    def _drop(self, request_id: bytes) -> None:
+        """Drop the entry from the index (at the next checkpoint: a blind delete)."""
+        self.recent[request_id] = None
+
+    def flush(self) -> None:
+        """Write the entries put or dropped since the last checkpoint to the index."""
+        if self.recent:
+            write_back(self.index, {rid: None if doc is None else orjson.dumps(doc)
+                                    for rid, doc in self.recent.items()})
+            self.recent.clear()
+
     def restore(self) -> Iterator[tuple[bytes, Entry]]:
         """Rebuild the index from this partition's packs in the table; yield its entries."""
+        self.recent.clear()
         for key in list(self.index.keys()):  # from an earlier assignment: stale
             del self.index[key]
         mine = b"%s%d:" % (PACK_PREFIX, self.partition)
@@ -171,7 +200,8 @@ class JoinStore:
 
     def _merge(self, key: bytes, part: Entry) -> None:
         request_id = part.request_id.encode()
-        entry = self.get(request_id) or Entry(self.partition, part.request_id)
+        raw = self.index.get(request_id)  # a restore writes the index itself
+        entry = Entry(self.partition, part.request_id) if raw is None else _load(raw)
         if part.pos is not None:
             entry.pos, entry.window, entry.ts = part.pos, part.window, part.ts
             entry.outcome, entry.segments, entry.late = part.outcome, part.segments, part.late
@@ -198,7 +228,7 @@ class JoinStore:
         the entry's document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with
         no Entry built and one JSON encoding."""
         pack = self._open_pack("p", offset, window)
-        self._add(request_id, pack, orjson.dumps({**doc, "pp": pack.decode()}), doc)
+        self._add(request_id, pack, {**doc, "pp": self.pack_names[pack]}, doc)
 
     def put_doc(self, request_id: bytes, doc: dict[str, Any], side: Side, offset: int,
                 window: WindowId | None) -> None:
@@ -206,16 +236,17 @@ class JoinStore:
         both sides it knows): ``side``'s part goes into the open checkpoint's pack of that
         side and ``window`` (None: an early label). ``doc`` gets the pack's key."""
         pack = self._open_pack(side, offset, window)
-        doc["pp" if side == "p" else "lp"] = pack.decode()
+        doc["pp" if side == "p" else "lp"] = self.pack_names[pack]
         if window is None:  # an early label
             self.waiting[pack] = self.waiting.get(pack, 0) + 1
         elif "lpos" in doc:  # a label joined (either order)
             self.labelled[window] = self.labelled.get(window, 0) + 1
             early = doc["lp"].encode() if "lp" in doc else None
             if side == "p" and (early is None or not is_window_pack(early)):
-                doc["lp"] = self._move_label(request_id, doc, early, offset, window).decode()
+                doc["lp"] = self.pack_names[self._move_label(request_id, doc, early, offset,
+                                                             window)]
         fields = _PREDICTION_FIELDS if side == "p" else _LABEL_FIELDS
-        self._add(request_id, pack, orjson.dumps(doc), {k: doc[k] for k in fields})
+        self._add(request_id, pack, doc, {k: doc[k] for k in fields})
 
     def _move_label(self, request_id: bytes, doc: dict[str, Any], early: bytes | None,
                     offset: int, window: WindowId) -> bytes:
@@ -254,14 +285,15 @@ class JoinStore:
         pack = self.current.get((side, window))
         if pack is None:
             pack = self.current[(side, window)] = pack_key(self.partition, side, offset, window)
+            self.pack_names[pack] = pack.decode()
             if window is not None:
                 self.window_packs.setdefault(window, set()).add(pack)
         return pack
 
-    def _add(self, request_id: bytes, pack: bytes, indexed: bytes,
+    def _add(self, request_id: bytes, pack: bytes, indexed: dict[str, Any],
              part: dict[str, Any]) -> None:
         """The entry in the index, its ``part`` (one side) in ``pack`` at the checkpoint."""
-        self.index[request_id] = indexed
+        self.recent[request_id] = indexed
         self.building.setdefault(pack, {})[request_id] = part
         self.dirty.setdefault(pack, set())
         self.buffered += 1
@@ -278,13 +310,10 @@ class JoinStore:
         once none of their labels waits). Returns how many went."""
         dropped = 0
         for at, request_id in due:
-            raw = self.index.get(request_id)
-            if raw is None:
+            doc = self.get_doc(request_id)
+            if doc is None or "w" in doc or int(doc["lts"]) + ttl_ms != at:
                 continue
-            doc = orjson.loads(raw)
-            if "w" in doc or int(doc["lts"]) + ttl_ms != at:
-                continue
-            del self.index[request_id]
+            self._drop(request_id)
             pack = doc["lp"].encode()
             self.dirty.setdefault(pack, set()).add(request_id)
             self._early_left(pack)
@@ -299,12 +328,9 @@ class JoinStore:
         """Drop the entries of ``windows`` (``request_ids``: all of them, as queued when
         they were put) and delete the windows' packs at the next checkpoint, unread.
         Returns how many had no label."""
-        index, loose = self.index, self.loose
+        recent, loose = self.recent, self.loose
         for request_id in request_ids:
-            try:  # noqa: SIM105 - contextlib.suppress costs more, per entry
-                del index[request_id]  # RocksDB: a blind delete, no read
-            except KeyError:  # a dict index: already gone
-                pass
+            recent[request_id] = None  # dropped from the index at the checkpoint, unread
             pack = loose.pop(request_id, None)
             if pack is not None and pack in self.sizes and pack not in self.deleted:
                 self.dirty.setdefault(pack, set()).add(request_id)  # rewritten without it
@@ -320,7 +346,9 @@ class JoinStore:
 
     def checkpoint(self) -> int:
         """Write every changed pack (one table write each), delete the packs of expired
-        windows, and open a new checkpoint; return how many were written."""
+        windows, and open a new checkpoint; return how many were written. The index gets
+        the entries put and dropped since the last one (:meth:`flush`)."""
+        self.flush()
         for key in sorted(self.dirty):
             if key not in self.deleted:
                 self._write(key, self.dirty[key])
@@ -332,6 +360,7 @@ class JoinStore:
         self.dirty.clear()
         self.building.clear()
         self.current.clear()
+        self.pack_names.clear()
         self.buffered = 0
         return written
 
@@ -370,6 +399,8 @@ class JoinStore:
 #: An entry document's fields of each side (:meth:`stream.join.entries.Entry.to_doc`).
 _PREDICTION_FIELDS: Final = ("p", "r", "pos", "w", "ts", "o", "s", "late")
 _LABEL_FIELDS: Final = ("p", "r", "lab", "lpos", "lts")
+#: :meth:`JoinStore.get_doc`'s "not among the recent entries" (None there: dropped).
+_UNREAD: Final[Any] = object()
 
 
 def _dump(entry: Entry) -> bytes:
@@ -382,7 +413,10 @@ def _dump(entry: Entry) -> bytes:
 
 
 def _load(raw: bytes) -> Entry:
-    doc = orjson.loads(raw)
+    return _from_doc(orjson.loads(raw))
+
+
+def _from_doc(doc: dict[str, Any]) -> Entry:
     entry = Entry.from_doc(doc)
     if "pp" in doc:
         entry.pred_pack = doc["pp"].encode()

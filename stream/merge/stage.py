@@ -49,9 +49,9 @@ def settle(rows: Iterable[MetricRow], revision: int) -> list[MetricRow]:
     for row in rows:
         if (row.family in REVISED_FAMILIES or row.metric in REVISED_METRICS
                 or (row.family == "estimate" and row.metric.endswith(RECONCILIATION_SUFFIXES))):
-            out.append(replace(row, revision=revision))
+            out.append(row.revised(revision, row.labelled_count, row.coverage))
         else:
-            out.append(replace(row, revision=0, labelled_count=0, coverage=None))
+            out.append(row.revised(0, 0, None))
     return out
 
 

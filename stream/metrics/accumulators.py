@@ -24,6 +24,10 @@ OTHER_CATEGORY: Final = "__other__"
 _SCALE_BITS: Final = 1126  # 2**-1126 is the value of one unit: below the smallest subnormal
 _SPLIT: Final = 27
 _CHUNK: Final = 1 << 24
+#: Below this many values a Python loop over ``float.as_integer_ratio`` beats the numpy
+#: path's fixed cost (~22 us: frexp, two bincounts): 1.8 against 21.6 us for 5 values, even
+#: at ~75. Windows thin at low traffic are summed per segment, a few values each.
+_SMALL: Final = 64
 
 
 class ExactSum:
@@ -62,6 +66,14 @@ class ExactSum:
             self._add_finite(x[start : start + _CHUNK])
 
     def _add_finite(self, x: FloatArray) -> None:
+        if x.size < _SMALL:
+            # v == p / q, q a power of two (at most 2**1074): p << (1126 - log2 q) exactly.
+            total = self.total
+            for v in x.tolist():
+                p, q = v.as_integer_ratio()
+                total += p << (_SCALE_BITS + 1 - q.bit_length())
+            self.total = total
+            return
         mant, expo = np.frexp(x)
         m = np.abs(mant * float(1 << 53)).astype(np.int64)
         sign = np.where(mant < 0, -1.0, 1.0)

@@ -258,3 +258,30 @@ def test_early_labels_move_to_their_window_and_their_pack_goes_unread() -> None:
     restored = dict(JoinStore(0, dict(table)).restore())
     assert restored[b"e2"].label == 1 and restored[b"e2"].window == W
     assert restored[b"e2"].label_pack == pack_key(0, "l", 4, W)
+
+
+def test_the_index_is_written_back_at_the_checkpoint_in_one_batch(tmp_path: Path) -> None:
+    """Entries put or dropped since the last checkpoint are read from memory and reach the
+    RocksDB index at the checkpoint; a label joining an entry of an earlier checkpoint reads
+    it back from the index."""
+    settings = load_settings(None, worker={"table_store": "rocksdb://", "data_dir": tmp_path})
+    index = join_index(settings, 0)
+    store = JoinStore(0, {}, index)
+    for i in range(3):
+        store.put(f"r{i}".encode(), prediction(f"r{i}", i), "p", 5)
+    assert index.get(b"r0") is None  # not written yet ...
+    first = store.get_doc(b"r0")
+    assert first is not None and first["pos"] == 0  # ... but read
+    store.checkpoint()
+    assert not store.recent and orjson.loads(index[b"r0"])["pos"] == 0
+    store.expire_window([W], [b"r1"])
+    assert store.get_doc(b"r1") is None and index.get(b"r1") is not None  # dropped, not yet
+    doc = store.get_doc(b"r2")
+    assert doc is not None
+    doc.update(lab=1, lpos=9, lts=62_000)
+    store.put_doc(b"r2", doc, "l", 8, W)
+    store.checkpoint()
+    assert index.get(b"r1") is None
+    joined = orjson.loads(index[b"r2"])
+    assert joined["lab"] == 1 and joined["lp"] == pack_key(0, "l", 8, W).decode()
+    store.close()

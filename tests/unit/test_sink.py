@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields, replace
 
 import orjson
 
@@ -34,3 +35,12 @@ def test_records_of_one_row_each_as_earlier_versions_wrote_are_read() -> None:
 
 def test_a_window_without_rows_sends_nothing() -> None:
     assert list(encode_results(WindowResults((), ()))) == []
+
+
+def test_a_revised_metric_row_is_replace_of_those_three_fields() -> None:
+    """``MetricRow.revised`` names every field positionally: a field added or reordered
+    without it would shift values silently."""
+    row = MetricRow("m", "v2", "country=DE", 60_000, 120_000, "performance", "accuracy", "",
+                    0.75, 400, 120, 0.3, 2, 1_700_000_000_000, "why")
+    assert row.revised(5, 7, None) == replace(row, revision=5, labelled_count=7, coverage=None)
+    assert {f.name for f in fields(MetricRow)} == set(row.as_dict())

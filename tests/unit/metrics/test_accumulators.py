@@ -41,6 +41,26 @@ def test_exact_sum_is_correctly_rounded_and_merges_exactly(values: list[float], 
     assert ExactSum.from_json(whole.to_json()) == whole
 
 
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(finite, min_size=1, max_size=300))
+def test_exact_sum_small_and_array_paths_agree(values: list[float]) -> None:
+    """Short arrays are summed in a Python loop, long ones with numpy: the same integer."""
+    x = np.array(values, dtype=np.float64)
+    by_loop, by_numpy = ExactSum(), ExactSum()
+    for start in range(0, x.size, 10):  # chunks under the loop's threshold
+        by_loop.add(x[start : start + 10])
+    by_numpy.add(np.tile(x, 1 + 100 // x.size)[: max(x.size, 100)])  # over it
+    repeats = np.tile(x, 1 + 100 // x.size)[: max(x.size, 100)]
+    assert by_numpy.fraction() == sum((Fraction(v) for v in repeats.tolist()), Fraction(0))
+    assert by_loop.fraction() == sum((Fraction(v) for v in values), Fraction(0))
+    edge = np.array([5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -0.0])
+    small, large = ExactSum(), ExactSum()
+    small.add(edge)
+    large.add(np.tile(edge, 20))
+    assert large.total == 20 * small.total
+    assert small.fraction() == sum((Fraction(v) for v in edge.tolist()), Fraction(0))
+
+
 def test_exact_sum_cancellation_and_nonfinite() -> None:
     s = ExactSum()
     s.add(np.array([1e308, 1e308, -1e308, 1.0, -1e308]))
