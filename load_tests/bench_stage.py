@@ -1,6 +1,7 @@
 """Stage 1 alone, in-process (no Kafka): decode, join, windows, checkpoints, per partition.
 
-Run: ``.venv/bin/python load_tests/bench_stage.py [--events N] [--batch 100] [--rate 25]``
+Run: ``.venv/bin/python load_tests/bench_stage.py [--events N] [--batch 100] [--rate 25]
+[--stage2]``
 
 The worker's figure (``make bench``) mixes our code with Faust, aiokafka and the broker; this
 one isolates what stage 1 costs per event, so that a change to the hot path can be measured
@@ -34,8 +35,11 @@ from benchkit import WINDOWS, stream_events
 from stream.config import Settings
 from stream.events import decode_message
 from stream.join.index import join_index
+from stream.merge.sink import encode_results
+from stream.merge.stage import MergeStage
 from stream.sdk.partitioning import partition_for
 from stream.windows.partition import PartitionStage
+from stream.windows.plan import Plan
 
 Message = tuple[str, int, bytes]  # kind, partition, JSON
 
@@ -56,12 +60,54 @@ def messages(n: int, batch: int, partitions: int, rate: float = 25.0) -> list[Me
     return out
 
 
-def run(settings: Settings, msgs: list[Message],
-        partitions: int) -> tuple[float, list[PartitionStage]]:
+class NoReferences:
+    """make bench's models have no reference (no drift rows)."""
+
+    def get(self, model_id: str, model_version: str) -> None:
+        return None
+
+
+class Stage2:
+    """Stage 2 fed the frames stage 1 planned (``--stage2``), its CPU counted apart: one
+    merge stage per partials partition, keyed as the worker keys them."""
+
+    def __init__(self, settings: Settings, partitions: int, clock: list[float]) -> None:
+        self.merges = [MergeStage(p, settings, partitions, {}, {}, NoReferences(),
+                                  clock_ms=lambda: int(clock[0] * 1000),
+                                  clock=lambda: clock[0]) for p in range(partitions)]
+        self.cpu = 0.0
+        self.windows = 0
+
+    def send(self, plan: Plan) -> None:
+        started = time.process_time()
+        for key, value in plan.frames:
+            self._on(self.merges[partition_for(key, len(self.merges))], value)
+        for value in plan.broadcast:
+            for merge in self.merges:
+                self._on(merge, value)
+        self.cpu += time.process_time() - started
+
+    def _on(self, merge: MergeStage, value: bytes) -> None:
+        plan = merge.on_frame(value, None)
+        for result in plan.results:
+            list(encode_results(result))
+        self.windows += len(plan.results)
+        merge.commit(plan)
+
+
+def run(settings: Settings, msgs: list[Message], partitions: int,
+        stage2: bool = False) -> tuple[float, list[PartitionStage], Stage2 | None]:
     clock = [1e9]
     stages = [PartitionStage(p, settings, {}, join_index(settings, p), clock=lambda: clock[0])
               for p in range(partitions)]
+    merge = Stage2(settings, partitions, clock) if stage2 else None
     offsets: dict[tuple[str, int], int] = {}
+
+    def commit(stage: PartitionStage, plan: Plan) -> None:
+        if merge is not None:
+            merge.send(plan)
+        stage.commit(plan)
+
     started = time.process_time()
     for i, (kind, partition, raw) in enumerate(msgs):
         stage = stages[partition]
@@ -69,17 +115,18 @@ def run(settings: Settings, msgs: list[Message],
         offset = offsets.get((kind, partition), 0)
         offsets[(kind, partition)] = offset + 1
         if kind == "prediction":
-            stage.commit(stage.on_predictions(decoded.valid, offset, offset))
+            commit(stage, stage.on_predictions(decoded.valid, offset, offset))
         else:
-            stage.commit(stage.on_labels(decoded.valid, offset, offset))
+            commit(stage, stage.on_labels(decoded.valid, offset, offset))
         if i % 20 == 19:
             clock[0] += 1
             for stage in stages:
-                stage.commit(stage.tick())
+                commit(stage, stage.tick())
     clock[0] += 3600
     for stage in stages:
-        stage.commit(stage.tick(caught_up=clock[0]))
-    return time.process_time() - started, stages
+        commit(stage, stage.tick(caught_up=clock[0]))
+    cpu = time.process_time() - started
+    return cpu - (merge.cpu if merge else 0.0), stages, merge
 
 
 def main() -> None:
@@ -90,6 +137,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=25.0,
                         help="predictions per second of event time (make bench: 25)")
     parser.add_argument("--store", choices=("rocksdb", "memory"), default="rocksdb")
+    parser.add_argument("--stage2", action="store_true",
+                        help="also merge and evaluate the frames (stage 2), timed apart")
     args = parser.parse_args()
     msgs = messages(args.events, args.batch, args.partitions, args.rate)
     events = sum(len(orjson.loads(raw)) if args.batch > 1 else 1 for _, _, raw in msgs)
@@ -101,7 +150,7 @@ def main() -> None:
         for _, _, raw in msgs:
             orjson.loads(raw)
         floor = time.process_time() - started
-        cpu, stages = run(settings, msgs, args.partitions)
+        cpu, stages, merge = run(settings, msgs, args.partitions, args.stage2)
         for stage in stages:
             stage.joins.close()
     c = sum((stage.counters for stage in stages), Counter())
@@ -109,6 +158,9 @@ def main() -> None:
           f"{args.partitions} partitions ({args.store} index)")
     print(f"  events per CPU-second   {events / cpu:12,.0f}")
     print(f"  orjson.loads alone      {events / floor:12,.0f}  ({cpu / floor:.0f}x)")
+    if merge is not None:
+        print(f"  stage 2 alone           {events / merge.cpu:12,.0f}  ({merge.windows:,} "
+              f"windows' results; both stages {events / (cpu + merge.cpu):,.0f})")
     print(f"  labels joined {c['joined_labels'] + c['joined_early_labels']:,}, "
           f"expired early {c['expired_early_labels']:,}, unlabelled {c['expired_unlabelled']:,}")
 

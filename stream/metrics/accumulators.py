@@ -164,7 +164,8 @@ class CategoryCounts:
         c = self.counts
         for k, v in counter.items():
             c[k] = c.get(k, 0) + int(v)
-        self._fold()
+        if len(c) > self.cap:  # else at most cap real categories: nothing to fold
+            self._fold()
 
     def _fold(self) -> None:
         real = [k for k in self.counts if k != OTHER_CATEGORY]

@@ -137,8 +137,9 @@ class RowSample:
             raise MetricsError(
                 f"cannot merge samples of capacity {self.capacity} and {other.capacity}"
             )
-        out = self.copy()
-        out.seen += other.seen
+        out = RowSample(self.capacity)
+        out.seen = self.seen + other.seen
+        out.prio, out.columns = self.prio, self.columns  # read, not written, by _combine
         out._combine(other.prio, other.columns)
         return out
 

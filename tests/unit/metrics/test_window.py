@@ -392,3 +392,17 @@ def test_feature_name_flood_is_bounded() -> None:
     merged = s.merge(t)
     assert set(merged.columns) == {"f1", "f2", "__prediction__"}
     assert merged.dropped_values == 51
+
+
+def test_merged_and_decoded_states_have_every_accumulator_a_new_one_has() -> None:
+    """``merge`` and ``from_bytes`` build their state bare and set each accumulator: one
+    added to ``__init__`` but not to them would be missing only there."""
+    a = WindowState("binary", 1)
+    a.add_predictions([{"request_id": "r1", "features": {"x": 1.0, "c": "a"},
+                        "prediction": 1, "probability": 0.7, "latency_ms": 3}])
+    a.add_labelled([({"request_id": "r1", "prediction": 1, "probability": 0.7}, 1)])
+    fresh = set(vars(WindowState("binary", 1)))
+    merged = a.merge(WindowState("binary", 1))
+    decoded = WindowState.from_bytes(a.to_bytes())
+    assert set(vars(merged)) == fresh == set(vars(decoded))
+    assert merged == a == decoded
