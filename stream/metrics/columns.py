@@ -116,10 +116,27 @@ class ColumnBatch:
     def stats(self, rows: Rows = None) -> tuple[FloatArray | None, int, dict[str, int], int]:
         """What :meth:`ColumnStats.add` takes, for the rows: finite values, count of
         infinities, counts per category, count of other values."""
-        numeric = self.numeric_rows(rows)
-        finite = None if numeric is None else numeric[~np.isnan(numeric)]
-        return finite, _count(self.nonfinite, rows), self.categories(rows), _count(
-            self.other, rows)
+        return self.take(rows)[1]
+
+    def take(self, rows: Rows = None) -> tuple[
+            FloatArray | None, tuple[FloatArray | None, int, dict[str, int], int]]:
+        """:meth:`numeric_rows` and :meth:`stats` of the rows at once: the rows are taken
+        and tested for NaN once (a window state takes both per column and segment, and
+        at a few rows each numpy call costs more than its work)."""
+        taken = self.numeric
+        finite = None
+        if taken is not None:
+            if rows is not None:
+                taken = taken[rows]
+            nan = np.isnan(taken)
+            if nan.any():
+                finite = taken[~nan]
+                if not finite.size:
+                    taken = None
+            else:
+                finite = taken
+        return taken, (finite, _count(self.nonfinite, rows), self.categories(rows),
+                       _count(self.other, rows))
 
     def categories(self, rows: Rows = None) -> dict[str, int]:
         if self.codes is None:

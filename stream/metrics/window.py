@@ -173,8 +173,8 @@ class WindowState:
 
     def _add_column(self, name: str, batch: ColumnBatch, rows: Rows,
                     sample_cols: dict[str, FloatArray]) -> None:
-        self.columns[name].add(*batch.stats(rows))
-        numeric = batch.numeric_rows(rows)
+        numeric, stats = batch.take(rows)
+        self.columns[name].add(*stats)
         if numeric is not None:
             sample_cols[name] = numeric
 
