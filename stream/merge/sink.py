@@ -9,7 +9,9 @@ every row carries its ``revision``: writing a record twice changes nothing in th
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -17,34 +19,33 @@ import orjson
 from stream.results import DriftRow, MetricRow, WindowResults
 
 _FLOATS = ("statistic", "p_value", "p_value_adjusted", "threshold", "value", "coverage")
+_INFINITIES = (math.inf, -math.inf)
+_DRIFT = tuple(f.name for f in fields(DriftRow))
+_METRIC = tuple(f.name for f in fields(MetricRow))
+#: Per kind: the record's keys, the row's values in that order, where floats may be.
+_LAYOUT: dict[type, tuple[tuple[str, ...], Any, tuple[int, ...]]] = {
+    cls: (("kind", *names), operator.attrgetter(*names),
+          tuple(1 + names.index(f) for f in _FLOATS if f in names))
+    for cls, names in ((DriftRow, _DRIFT), (MetricRow, _METRIC))}
+_KIND = {DriftRow: "drift", MetricRow: "metric"}
 
 
-def _infinities_out(doc: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no infinity (orjson writes null): carry +-inf as strings, e.g. a chi-square
-    statistic for a category the reference never saw."""
-    for name in _FLOATS:
-        value = doc.get(name)
-        if isinstance(value, float) and math.isinf(value):
-            doc[name] = "inf" if value > 0 else "-inf"
-    return doc
-
-
-def _infinities_in(doc: dict[str, Any]) -> dict[str, Any]:
-    for name in _FLOATS:
-        if isinstance(doc.get(name), str):
-            doc[name] = float(doc[name])
-    return doc
-
-
-def _docs(results: WindowResults) -> Iterator[bytes]:
-    for drift in results.drift:
-        yield orjson.dumps(_infinities_out({"kind": "drift", **drift.as_dict()}))
-    for metric in results.metrics:
-        yield orjson.dumps(_infinities_out({"kind": "metric", **metric.as_dict()}))
+def _doc(row: DriftRow | MetricRow) -> dict[str, Any]:
+    """A row as its record: ``{"kind": ..., field: value, ...}``. JSON has no infinity
+    (orjson writes null): +-inf are carried as strings, e.g. a chi-square statistic for a
+    category the reference never saw."""
+    keys, values, floats = _LAYOUT[type(row)]
+    items = [_KIND[type(row)], *values(row)]
+    for i in floats:
+        if items[i] in _INFINITIES:
+            items[i] = "inf" if items[i] > 0 else "-inf"
+    return dict(zip(keys, items, strict=True))
 
 
 def _row(doc: dict[str, Any], drift: list[DriftRow], metrics: list[MetricRow]) -> None:
-    doc = _infinities_in(doc)
+    for name in _FLOATS:
+        if isinstance(doc.get(name), str):
+            doc[name] = float(doc[name])
     if doc.pop("kind") == "drift":
         drift.append(DriftRow(**doc))
     else:
@@ -78,8 +79,10 @@ def decode_results(values: Iterable[bytes]) -> WindowResults:
 
 
 def encode_window(results: WindowResults) -> bytes:
-    """One window's (or one revision's) rows as a single record."""
-    return b"[" + b",".join(_docs(results)) + b"]"
+    """One window's (or one revision's) rows as a single record (one ``orjson.dumps``;
+    a call per row, and ``as_dict``'s attribute lookups by name, were 8 us a row)."""
+    return orjson.dumps([_doc(row) for rows in (results.drift, results.metrics)
+                         for row in rows])
 
 
 def decode_window(value: bytes) -> WindowResults:
