@@ -25,7 +25,13 @@ from stream.alerts.detectors import (
 )
 from stream.alerts.lifecycle import Track, Transition
 from stream.alerts.messages import alert_id, describe
-from stream.alerts.rules import ObsKey, evaluate_rule, fingerprint, observations
+from stream.alerts.rules import (
+    ObsKey,
+    evaluate_rule,
+    fingerprint,
+    index_observations,
+    observations,
+)
 from stream.config import AlertRule, Settings
 from stream.metrics.concept import smoothed_rate
 from stream.metrics.reference import ReferenceProfile
@@ -102,8 +108,9 @@ class ModelAlerts:
             p0 = smoothed_rate(ref[1] - ref[0], ref[1])
         history.prune(alerts.history_windows, p0, alerts)
         obs = observations(results.drift, [*results.metrics, *out.rows])
+        index = index_observations(obs)
         for rule in rules_for(settings, key.model_id):
-            for verdict in evaluate_rule(rule, obs):
+            for verdict in evaluate_rule(rule, obs, index):
                 fp = fingerprint(rule.name, key.model_id, key.model_version, verdict.segment,
                                  verdict.feature)
                 track = self.tracks.setdefault(fp, Track())

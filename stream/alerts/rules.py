@@ -66,13 +66,28 @@ def compare(value: float, op: str, threshold: float) -> bool:
     return _OPS[op](value, threshold)
 
 
-def evaluate_rule(rule: AlertRule, obs: Mapping[ObsKey, float | None]) -> list[Verdict]:
-    """The rule's verdicts on one window (one per matching segment and feature)."""
+ObsIndex = dict[tuple[str, str], list[tuple[ObsKey, float | None]]]
+
+
+def index_observations(obs: Mapping[ObsKey, float | None]) -> ObsIndex:
+    """The observations by (source, metric), each list in key order: a window's rules
+    share one sort (each rule sorted every observation: 1.5% of a worker's time)."""
+    out: ObsIndex = {}
+    for key, value in sorted(obs.items(), key=lambda kv: kv[0]):
+        out.setdefault((key[0], key[2]), []).append((key, value))
+    return out
+
+
+def evaluate_rule(rule: AlertRule, obs: Mapping[ObsKey, float | None],
+                  index: ObsIndex | None = None) -> list[Verdict]:
+    """The rule's verdicts on one window (one per matching segment and feature), in key
+    order; ``index``: :func:`index_observations` of ``obs``, when the caller has it."""
     out: list[Verdict] = []
     feature_default = "*" if rule.source == "drift" else ""
-    for (source, family, metric, feature, segment), value in sorted(
-            obs.items(), key=lambda kv: kv[0]):
-        if source != rule.source or metric != rule.metric or value is None:
+    if index is None:
+        index = index_observations(obs)
+    for (_, family, _, feature, segment), value in index.get((rule.source, rule.metric), ()):
+        if value is None:
             continue
         if rule.family is not None and family != rule.family:
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stream.alerts.defaults import default_rules, rules_for
-from stream.alerts.rules import evaluate_rule, fingerprint, observations
+from stream.alerts.rules import evaluate_rule, fingerprint, index_observations, observations
 from stream.config import AlertRule, AlertSettings, Settings
 
 from .helpers import window
@@ -92,3 +92,19 @@ alerts: {performance_alpha: 0.0001, cusum_threshold: 20}
     assert (rule.segment, rule.for_windows, rule.resolve_windows) == ("*", 2, 3)
     assert settings.alerts.cusum_threshold == 20
     assert "latency_high" in [r.name for r in rules_for(settings, "any")]
+
+
+def test_rules_read_the_window_s_shared_index_as_they_read_the_observations() -> None:
+    """The evaluator sorts a window's observations once for all its rules: every default
+    rule and a drift rule over every feature give the same verdicts, in key order."""
+    rules = [*default_rules(AlertSettings()),
+             AlertRule(name="d", source="drift", metric="drifted", op=">=", threshold=1,
+                       segment="*", feature="*")]
+    index = index_observations(OBS)
+    for rule in rules:
+        verdicts = evaluate_rule(rule, OBS, index)
+        assert verdicts == evaluate_rule(rule, OBS)
+        assert [(v.feature, v.segment) for v in verdicts] == sorted(
+            (v.feature, v.segment) for v in verdicts)
+    drifted = evaluate_rule(rules[-1], OBS, index)
+    assert [v.feature for v in drifted] == ["__prediction__", "x1", "x2", "x3"]
