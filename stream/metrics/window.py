@@ -242,16 +242,17 @@ class WindowState:
             return
         assert batch.read is not None
         _, probs, decided, keys, score_maps = batch.read
-        labels = take(batch.keys, sel)
         if batch.decisions is not None:  # binary
             dec, y = batch.decisions.rows(sel), batch.y[sel]
             add_binary_scores(self.labelled_scores, dec.bins, dec.has_p & dec.has_d, dec.d, y)
             d, has_d = dec.d, dec.has_d
+            # One count per cell, 2 * decision + label: tn, fn, fp, tp.
+            cells = np.bincount(2 * d[has_d].astype(np.intp) + y[has_d], minlength=4)
             c = self.binary.counts
-            c["tp"] += int((has_d & d & y).sum())
-            c["fp"] += int((has_d & d & ~y).sum())
-            c["tn"] += int((has_d & ~d & ~y).sum())
-            c["fn"] += int((has_d & ~d & y).sum())
+            c["tn"] += int(cells[0])
+            c["fn"] += int(cells[1])
+            c["fp"] += int(cells[2])
+            c["tp"] += int(cells[3])
             if dec.has_p.any():
                 p = dec.p[dec.has_p]
                 yp = y[dec.has_p]
@@ -263,6 +264,7 @@ class WindowState:
                     {"score": p, "y": yp.astype(np.float64)},
                 )
             return
+        labels = take(batch.keys, sel)
         pkeys, maps = take(keys, sel), take(score_maps, sel)
         add_scores(self.labelled_scores, self.task, take(probs, sel), take(decided, sel), pkeys,
                    maps, labels, self.positive_label)
