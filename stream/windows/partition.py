@@ -58,8 +58,9 @@ class PartitionStage(PartitionState):
         # its entries' expiry time (a message's events share one or two windows).
         windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
         size_ms, segment_keys = self.size_ms, self.segment_keys
+        get_doc, base = self.joins.get_doc, position(offset, 0)  # locals: read per event
         for index, event in enumerate(events):
-            pos = position(offset, index)
+            pos = base | index
             request_id = event["request_id"].encode()
             ts = int(event["timestamp"])
             model_id = event["model_id"]
@@ -70,13 +71,14 @@ class PartitionStage(PartitionState):
                 resumed |= clock.idle
                 clock.idle = False
             start = ts - ts % size_ms
-            known = windows.get((start, model_id, event["model_version"]))
+            version = event["model_version"]
+            known = windows.get((start, model_id, version))
             if known is None:
-                wid = WindowId(start, model_id, event["model_version"])
-                known = windows[(start, model_id, wid.model_version)] = (
+                wid = WindowId(start, model_id, version)
+                known = windows[(start, model_id, version)] = (
                     wid, wid.as_list(), start + size_ms + self.horizon_ms)
             wid = known[0]
-            doc = self.joins.get_doc(request_id)
+            doc = get_doc(request_id)
             closed = start + size_ms <= clock.closed_through
             if doc is not None and "pos" in doc:
                 if doc["pos"] != pos:
