@@ -247,12 +247,12 @@ class WindowState:
             add_binary_scores(self.labelled_scores, dec.bins, dec.has_p & dec.has_d, dec.d, y)
             d, has_d = dec.d, dec.has_d
             # One count per cell, 2 * decision + label: tn, fn, fp, tp.
-            cells = np.bincount(2 * d[has_d].astype(np.intp) + y[has_d], minlength=4)
+            counts = np.bincount(2 * d[has_d].astype(np.intp) + y[has_d], minlength=4)
             c = self.binary.counts
-            c["tn"] += int(cells[0])
-            c["fn"] += int(cells[1])
-            c["fp"] += int(cells[2])
-            c["tp"] += int(cells[3])
+            c["tn"] += int(counts[0])
+            c["fn"] += int(counts[1])
+            c["fp"] += int(counts[2])
+            c["tp"] += int(counts[3])
             if dec.has_p.any():
                 p = dec.p[dec.has_p]
                 yp = y[dec.has_p]
