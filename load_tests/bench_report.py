@@ -190,6 +190,7 @@ def _backlog_rows(name: str, s: Mapping[str, Any], target: int, aim: int | None)
     return [
         Row(name, "events per worker CPU-second", per_cpu, goal,
             None if per_cpu is None else per_cpu >= target),
+        *_each_run(name, s),
         Row(name, "end-to-end events/s", s.get("e2e_events_per_s")),
         Row(name, "bare consumer + orjson: events per CPU-second",
             bare.get("events_per_cpu_s")),
@@ -201,6 +202,16 @@ def _backlog_rows(name: str, s: Mapping[str, Any], target: int, aim: int | None)
         Row(name, "labels joined / sent", None if s.get("labels") is None else
             f"{s.get('labels_joined', 0):,} / {s['labels']:,}"),
     ]
+
+
+def _each_run(name: str, s: Mapping[str, Any]) -> list[Row]:
+    """The figure of every repeat when the scenario ran more than once (the median run's
+    figures are the others in the group)."""
+    runs = s.get("runs") or []
+    if len(runs) < 2:
+        return []
+    return [Row(name, f"each of {len(runs)} runs (the median one above)",
+                " / ".join(fmt(r) for r in runs))]
 
 
 def _pair(lat: Mapping[str, Any]) -> str | None:
@@ -222,6 +233,7 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
                 None if cpu is None else cpu <= 1.0),
             Row(name, "wall-clock speed-up, one's time / two's", s.get("speedup")),
             Row(name, "events per CPU-second (both)", s.get("events_per_cpu_s")),
+            *_each_run(name, s),
             Row(name, "peak RSS MB (larger worker)", s.get("peak_rss_mb")),
             Row(name, "labels joined / sent", None if s.get("labels") is None else
                 f"{s.get('labels_joined', 0):,} / {s['labels']:,}"),

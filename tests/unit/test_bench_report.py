@@ -111,6 +111,16 @@ def test_table_rows_judge_the_targets() -> None:
     assert rows[("peak RSS vs length", "long / short stream")].value.startswith("not run")
 
 
+def test_repeated_runs_are_listed_under_the_median_one() -> None:
+    repeated = {**SCENARIOS["backlog_100"], "runs": [9_800, 10_500, 11_900]}
+    rows = table_rows({"backlog_100": repeated})
+    assert rows[0].value == 10_500 and rows[0].ok is False
+    assert (rows[1].figure, rows[1].value) == ("each of 3 runs (the median one above)",
+                                               "9,800 / 10,500 / 11,900")
+    single = table_rows({"backlog_100": {**SCENARIOS["backlog_100"], "runs": [10_500]}})
+    assert not any(r.figure.startswith("each of") for r in single)
+
+
 def test_formatted_tables_have_one_line_per_row_and_aligned_columns() -> None:
     rows = table_rows(SCENARIOS)
     text = format_table(rows).splitlines()
