@@ -279,9 +279,12 @@ def create_app(
             except Exception:  # not assigned (any more)
                 continue
             taken_to = faust_fixes.client_position(app.consumer, tp)
-            for item in await contiguity.catch_up(tp, highwater, taken_to):
-                in_order.register(item)
-                await process1(item)
+            while items := await contiguity.catch_up(tp, highwater, taken_to):
+                for item in items:  # a long tail: max_read at a time, all in this tick
+                    in_order.register(item)
+                    await process1(item)
+                    if group.full():
+                        await run_plans(acks)
         stage = stage_for(partition)
         plan = stage.tick(await caught_up(partition))
         plan.acks.append(event)

@@ -169,3 +169,24 @@ def test_expected_is_unknown_until_a_partition_starts_then_follows_it() -> None:
     assert guard.expected(tp) is None
     admit(guard, Msg("p", 0, 3))
     assert guard.expected(tp) == 4
+
+
+def test_a_tail_longer_than_max_read_is_read_in_turns_without_waiting_again() -> None:
+    """Faust dropped 20 messages; 5 are read per turn, the quiet wait only before the first;
+    once Faust hands a message over again, a later tail waits for quiet again."""
+    clock = Clock()
+    reader = FakeReader({("p", 0): 0}, log={("p", 0): {o: b"x" for o in range(40)}})
+    guard = Contiguity(reader, {"p"}, quiet_s=5, max_read=5, clock=clock)
+    tp = TP("p", 0)
+    assert asyncio.run(guard.catch_up(tp, 20, 20)) == []  # start asked; not quiet yet
+    clock.now += 6
+    turns = []
+    while events := asyncio.run(guard.catch_up(tp, 20, 20)):
+        turns.append([e.message.offset for e in events])
+    assert turns == [list(range(k, k + 5)) for k in (0, 5, 10, 15)]  # no wait in between
+    assert admit(guard, Msg("p", 0, 20)) == []
+    assert admit(guard, Msg("p", 0, 21)) == []
+    assert asyncio.run(guard.catch_up(tp, 30, 30)) == []  # a new tail: quiet first
+    clock.now += 6
+    assert [e.message.offset for e in asyncio.run(guard.catch_up(tp, 30, 30))] == [
+        22, 23, 24, 25, 26]
