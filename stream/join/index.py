@@ -57,7 +57,7 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
 
 def write_back(index: MutableMapping[bytes, bytes], changes: Mapping[bytes, bytes | None]) -> None:
     """Apply ``changes`` (None: delete, blind) to the index: RocksDB takes them as one write
-    batch (0.5 us an entry against 0.8 for a put and 0.5 for a get, each its own call)."""
+    batch (about 0.5 us an entry, against 0.8 for a put that is its own call)."""
     if isinstance(index, dict):
         for key, value in changes.items():
             if value is None:
