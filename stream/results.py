@@ -72,7 +72,7 @@ class DriftRow:
     def as_dict(self) -> dict[str, Any]:
         # Every field is a scalar: no deep copy (dataclasses.asdict was most of the time
         # stage 2 spent encoding a window's rows).
-        return {name: getattr(self, name) for name in _DRIFT_FIELDS}
+        return {name: getattr(self, name) for name in DRIFT_FIELDS}
 
 
 @dataclass(slots=True)
@@ -98,7 +98,7 @@ class MetricRow:
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _METRIC_FIELDS}
+        return {name: getattr(self, name) for name in METRIC_FIELDS}
 
     def revised(self, revision: int, labelled_count: int, coverage: float | None) -> MetricRow:
         """The row at ``revision`` with those label figures, built directly:
@@ -110,8 +110,9 @@ class MetricRow:
                          self.computed_at, self.reason)
 
 
-_DRIFT_FIELDS: Final = tuple(f.name for f in fields(DriftRow))
-_METRIC_FIELDS: Final = tuple(f.name for f in fields(MetricRow))
+#: The rows' fields in order (the results topic's records and the tables' columns).
+DRIFT_FIELDS: Final = tuple(f.name for f in fields(DriftRow))
+METRIC_FIELDS: Final = tuple(f.name for f in fields(MetricRow))
 
 
 @dataclass(frozen=True, slots=True)

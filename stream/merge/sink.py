@@ -11,22 +11,19 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Iterator
-from dataclasses import fields
 from typing import Any
 
 import orjson
 
-from stream.results import DriftRow, MetricRow, WindowResults
+from stream.results import DRIFT_FIELDS, METRIC_FIELDS, DriftRow, MetricRow, WindowResults
 
 _FLOATS = ("statistic", "p_value", "p_value_adjusted", "threshold", "value", "coverage")
 _INFINITIES = (math.inf, -math.inf)
-_DRIFT = tuple(f.name for f in fields(DriftRow))
-_METRIC = tuple(f.name for f in fields(MetricRow))
 #: Per kind: the record's keys, the row's values in that order, where floats may be.
 _LAYOUT: dict[type, tuple[tuple[str, ...], Any, tuple[int, ...]]] = {
     cls: (("kind", *names), operator.attrgetter(*names),
           tuple(1 + names.index(f) for f in _FLOATS if f in names))
-    for cls, names in ((DriftRow, _DRIFT), (MetricRow, _METRIC))}
+    for cls, names in ((DriftRow, DRIFT_FIELDS), (MetricRow, METRIC_FIELDS))}
 _KIND = {DriftRow: "drift", MetricRow: "metric"}
 
 

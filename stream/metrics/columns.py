@@ -108,21 +108,15 @@ class ColumnBatch:
 
     def numeric_rows(self, rows: Rows = None) -> FloatArray | None:
         """The rows' numeric values (NaN where none); None when no row has one."""
-        if self.numeric is None or rows is None:
-            return self.numeric
-        taken = self.numeric[rows]
-        return None if np.isnan(taken).all() else taken
-
-    def stats(self, rows: Rows = None) -> tuple[FloatArray | None, int, dict[str, int], int]:
-        """What :meth:`ColumnStats.add` takes, for the rows: finite values, count of
-        infinities, counts per category, count of other values."""
-        return self.take(rows)[1]
+        return self.take(rows)[0]
 
     def take(self, rows: Rows = None) -> tuple[
             FloatArray | None, tuple[FloatArray | None, int, dict[str, int], int]]:
-        """:meth:`numeric_rows` and :meth:`stats` of the rows at once: the rows are taken
-        and tested for NaN once (a window state takes both per column and segment, and
-        at a few rows each numpy call costs more than its work)."""
+        """The rows' numeric values (NaN where none; None when no row has one) and what
+        :meth:`ColumnStats.add` takes of them: finite values, count of infinities, counts
+        per category, count of other values. The rows are taken and tested for NaN once (a
+        window state needs both per column and segment, and at a few rows each numpy call
+        costs more than its work)."""
         taken = self.numeric
         finite = None
         if taken is not None:

@@ -143,13 +143,6 @@ class RowSample:
         out._combine(other.prio, other.columns)
         return out
 
-    def copy(self) -> RowSample:
-        out = RowSample(self.capacity)
-        out.seen = self.seen
-        out.prio = self.prio.copy()
-        out.columns = {k: v.copy() for k, v in self.columns.items()}
-        return out
-
     # -- serialisation: meta goes to JSON, arrays to the binary blob -----------------------
     def dump(self, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         arrays[f"{prefix}:prio"] = self.prio

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from stream.alerts.defaults import default_rules, rules_for
-from stream.alerts.rules import evaluate_rule, fingerprint, index_observations, observations
+from stream.alerts.rules import (
+    ObsKey,
+    evaluate_rule,
+    fingerprint,
+    index_observations,
+    observations,
+)
 from stream.config import AlertRule, AlertSettings, Settings
 
 from .helpers import window
@@ -94,17 +102,39 @@ alerts: {performance_alpha: 0.0001, cusum_threshold: 20}
     assert "latency_high" in [r.name for r in rules_for(settings, "any")]
 
 
-def test_rules_read_the_window_s_shared_index_as_they_read_the_observations() -> None:
+def _scan(rule: AlertRule, obs: Mapping[ObsKey, float | None]) -> list[tuple[str, str, float]]:
+    """The rule's verdicts as the evaluator found them before the shared index: every
+    observation in key order, filtered one by one."""
+    out = []
+    default = "*" if rule.source == "drift" else ""
+    for (source, family, metric, feature, segment), value in sorted(obs.items()):
+        if source != rule.source or metric != rule.metric or value is None:
+            continue
+        if rule.family is not None and family != rule.family:
+            continue
+        if rule.segment != "*" and segment != (rule.segment or "all"):
+            continue
+        wanted = rule.feature if rule.feature is not None else default
+        if wanted != "*" and feature != wanted:
+            continue
+        out.append((segment, feature, float(value)))
+    return out
+
+
+def test_rules_read_the_window_s_shared_index_as_a_scan_of_every_observation() -> None:
     """The evaluator sorts a window's observations once for all its rules: every default
-    rule and a drift rule over every feature give the same verdicts, in key order."""
+    rule, and drift and metric rules over every segment and feature, give the verdicts a
+    scan of every observation in key order gives."""
     rules = [*default_rules(AlertSettings()),
              AlertRule(name="d", source="drift", metric="drifted", op=">=", threshold=1,
-                       segment="*", feature="*")]
+                       segment="*", feature="*"),
+             AlertRule(name="a", metric="accuracy", op="<", threshold=0.9, segment="*"),
+             AlertRule(name="s", source="drift", metric="statistic", feature="x1",
+                       threshold=0.5)]
     index = index_observations(OBS)
     for rule in rules:
-        verdicts = evaluate_rule(rule, OBS, index)
-        assert verdicts == evaluate_rule(rule, OBS)
-        assert [(v.feature, v.segment) for v in verdicts] == sorted(
-            (v.feature, v.segment) for v in verdicts)
-    drifted = evaluate_rule(rules[-1], OBS, index)
-    assert [v.feature for v in drifted] == ["__prediction__", "x1", "x2", "x3"]
+        got = [(v.segment, v.feature, v.value) for v in evaluate_rule(rule, OBS, index)]
+        assert got == _scan(rule, OBS)
+    assert [v.feature for v in evaluate_rule(rules[-3], OBS, index)] == [
+        "__prediction__", "x1", "x2", "x3"]
+    assert len(evaluate_rule(rules[-2], OBS, index)) == 3
