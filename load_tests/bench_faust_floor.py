@@ -19,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -53,7 +54,9 @@ def agent_main(bootstrap: str, tag: str, expected: int) -> None:
     import faust
     import orjson
 
+    # Faust's data directory defaults to ./{app id}-data: a temporary one, not the checkout.
     app = faust.App(f"floor-{tag}", broker=f"kafka://{bootstrap}", store="memory://",
+                    datadir=tempfile.mkdtemp(prefix="floor-"),
                     web_enabled=False, consumer_auto_offset_reset="earliest",
                     consumer_max_fetch_size=1024 * 1024, stream_buffer_maxsize=64,
                     topic_partitions=4)

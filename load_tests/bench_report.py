@@ -214,6 +214,15 @@ def _each_run(name: str, s: Mapping[str, Any]) -> list[Row]:
                 " / ".join(fmt(r) for r in runs))]
 
 
+def _each_pair(name: str, s: Mapping[str, Any]) -> list[Row]:
+    """The ratio of every pair of runs (one worker, then two) when there were several."""
+    ratios = s.get("pair_ratios") or []
+    if len(ratios) < 2:
+        return []
+    return [Row(name, f"each of {len(ratios)} pairs (the median one above)",
+                " / ".join(f"{r:.2f}" for r in ratios))]
+
+
 def _pair(lat: Mapping[str, Any]) -> str | None:
     return None if lat.get("p50") is None else f"{lat['p50']:.2f} / {lat['max']:.2f}"
 
@@ -232,6 +241,7 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
             Row(name, "CPU per event, two workers / one", cpu, "<= 1",
                 None if cpu is None else cpu <= 1.0),
             Row(name, "wall-clock speed-up, one's time / two's", s.get("speedup")),
+            *_each_pair(name, s),
             Row(name, "events per CPU-second (both)", s.get("events_per_cpu_s")),
             *_each_run(name, s),
             Row(name, "peak RSS MB (larger worker)", s.get("peak_rss_mb")),

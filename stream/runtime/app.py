@@ -417,6 +417,7 @@ def create_app(
                 "offsets": {**contiguity.counters, "positions": positions(),
                             "tick_age_s": {p: round(time.monotonic() - t, 1)
                                            for p, t in sorted(last_tick.items())}},
+                "groups": dict(group.taken), "flow": dict(flow.switches),
                 "partitions": {str(p): s.stats() for p, s in sorted(stages.items())},
                 "merge": {str(q): m.stats() for q, m in sorted(merges.items())},
                 "alerts": dict(alert_stats),

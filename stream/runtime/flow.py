@@ -106,6 +106,9 @@ class InputFlow:
         #: before the predictions below that predictions end has been read.
         self.label_marks: dict[int, deque[tuple[int, int]]] = {}
         self.safe_offsets: dict[int, int] = {}
+        #: Pauses and resumes since the start, by input (``/stats``).
+        self.switches: dict[str, int] = {"pause_predictions": 0, "pause_labels": 0,
+                                         "resume_predictions": 0, "resume_labels": 0}
 
     def processed(self, message: Any) -> None:
         """A message of an input partition was processed (refetched ones have no time)."""
@@ -157,9 +160,12 @@ class InputFlow:
                 self.safe_offsets.pop(tp.partition, None)
 
     def _set(self, tp: TP, pause: bool | None) -> None:
+        side = "predictions" if tp.topic == self._predictions else "labels"
         if pause and tp not in self.paused:
             self._consumer().pause_partitions({tp})
             self.paused.add(tp)
+            self.switches[f"pause_{side}"] += 1
         elif pause is False and tp in self.paused:
             self._consumer().resume_partitions({tp})
             self.paused.discard(tp)
+            self.switches[f"resume_{side}"] += 1

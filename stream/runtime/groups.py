@@ -49,6 +49,8 @@ class PlanQueue:
     def __init__(self) -> None:
         self._plans: dict[PartitionStage, list[Plan]] = {}
         self.messages = 0
+        #: Groups taken and the messages in them, since the start (``/stats``).
+        self.taken = {"groups": 0, "messages": 0}
 
     def add(self, stage: PartitionStage, plan: Plan, message: bool = True) -> None:
         self._plans.setdefault(stage, []).append(plan)
@@ -56,6 +58,8 @@ class PlanQueue:
 
     def take(self) -> list[tuple[PartitionStage, list[Plan]]]:
         """The group's plans, and a new group."""
+        self.taken["groups"] += 1
+        self.taken["messages"] += self.messages
         groups, self._plans, self.messages = list(self._plans.items()), {}, 0
         return groups
 

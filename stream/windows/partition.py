@@ -290,6 +290,7 @@ class PartitionStage(PartitionState):
             self.joins.buffered >= self.settings.worker.checkpoint_events)
         if not due:
             return []
+        self.counters["checkpoints"] += 1
         self.joins.checkpoint()
         ledger = self.ledger.checkpoint()
         if ledger is not None:

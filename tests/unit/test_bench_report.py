@@ -162,3 +162,24 @@ def test_pass_tracker_marks_each_window_once_per_partition() -> None:
     assert watermark_passes(t.passes, partitions=2) == {("m", 0): 4.0}
     t.see("n", 0, 1_700_000_123_456, now=5.0)  # the worker's own window arithmetic
     assert t.first_window["n"] == window_start(1_700_000_123_456, 60_000)
+
+
+def test_two_workers_are_compared_with_the_one_worker_run_of_their_pair() -> None:
+    from load_tests.bench_worker import paired
+
+    def run(cpu: float, e2e: float) -> dict[str, float]:
+        return {"events": 100_000, "worker_cpu_s": cpu, "events_per_cpu_s": round(100_000 / cpu),
+                "e2e_s": e2e}
+
+    # The machine slows down between pairs: each pair's ratio is 1.1, 1.0 and 1.2.
+    ones = [run(5.0, 10.0), run(6.0, 12.0), run(7.0, 14.0)]
+    twos = [run(5.5, 8.0), run(6.0, 10.0), run(8.4, 7.0)]
+    scenario = paired(ones, twos)
+    assert scenario["pair_ratios"] == [1.1, 1.0, 1.2]
+    assert scenario["cpu_per_event_ratio"] == 1.1  # the median pair, the first one
+    assert scenario["worker_cpu_s"] == 5.5 and scenario["speedup"] == 1.25
+    assert scenario["one"]["worker_cpu_s"] == 5.0
+    # Against the median one-worker run (6.0 s), the median two-worker run would say 1.0.
+    rows = {r.figure: r.value for r in table_rows({"two_workers": {**scenario,
+                                                                   "partitions": 4}})}
+    assert rows["each of 3 pairs (the median one above)"] == "1.10 / 1.00 / 1.20"

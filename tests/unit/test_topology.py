@@ -815,6 +815,7 @@ def test_a_checkpoint_writes_the_entries_before_the_mark_and_holds_acks_until_th
     tick.acks.append("t")
     assert stage.commit(tick) == ["t"]  # nothing buffered: no write, the tick is acked
     assert len(table.written) == 5
+    assert stage.counters["checkpoints"] == 3  # the two marks and the tick (/stats)
 
 
 def test_fairness_without_the_attribute_as_a_segment() -> None:

@@ -56,6 +56,7 @@ def test_plan_queue_keeps_each_stage_s_plans_in_order_and_counts_messages() -> N
     taken: list[tuple[Any, list[Plan]]] = queue.take()
     assert taken == [(a, [plans[0], plans[2], plans[3]]), (b, [plans[1]])]
     assert queue.take() == [] and queue.messages == 0
+    assert queue.taken == {"groups": 2, "messages": 3}  # /stats: messages per group
 
 
 def test_plan_queue_is_full_at_group_max_messages() -> None:
