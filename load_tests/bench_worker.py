@@ -269,19 +269,20 @@ def main() -> int:
               "not measured ...", flush=True)
         run_backlog(bootstrap, root, events=20_000, batch_size=args.batch_size, workers=1,
                     bare=False, **common)
+    one_worker = step("backlog_100", f"backlog, {n100:,} events in {args.batch_size}-event "
+                      f"messages, {repeat} runs")
     two_workers = step("two_workers", f"two workers over 4 partitions, {n100:,} events, "
-                       f"{repeat} runs, each after a run of one worker")
-    if step("backlog_100", f"backlog, {n100:,} events in {args.batch_size}-event messages"
-            f", {repeat} runs") or two_workers:
+                       f"{repeat} runs, each right after a run of one worker")
+    if one_worker or two_workers:
         # Scenario 3 pairs each run of one worker with a run of two right after it.
         ones, twos = [], []
         for _ in range(repeat):
             ones.append(run_backlog(bootstrap, root, events=n100, batch_size=args.batch_size,
-                                    workers=1, bare="backlog_100" in wanted, **common))
+                                    workers=1, bare=one_worker, **common))
             if two_workers:
                 twos.append(run_backlog(bootstrap, root, events=n100, workers=2,
                                         batch_size=args.batch_size, bare=False, **common))
-        if "backlog_100" in wanted:
+        if one_worker:
             scen["backlog_100"] = median_run(ones)
         if two_workers:
             scen["two_workers"] = paired(ones, twos)
