@@ -60,15 +60,20 @@ class LabelHorizon:
 
     def advance(self, clocks: dict[str, ModelClock]) -> None:
         """Move each model's horizon clock by rules (a), (b), (c) of the module."""
+        # Runs after every message: comparisons, not min/max calls (a third of its cost).
+        safe_offset, wait_ms = self.safe_offset, LABEL_WAIT_HORIZONS * self.horizon_ms
         for model_id, clock in clocks.items():
-            if self.safe_offset is not None:
-                clock.cover(self.safe_offset)
+            if safe_offset is not None and clock.read and clock.read[0][0] < safe_offset:
+                clock.cover(safe_offset)
             newest_label = self.newest_label.get(model_id)
-            gate = (clock.label_safe_ts if newest_label is None
-                    else min(clock.max_ts, newest_label))
-            if not self.labels_waiting:
-                gate = max(gate, clock.max_ts - LABEL_WAIT_HORIZONS * self.horizon_ms)
-            clock.horizon_ts = max(clock.horizon_ts, gate)
+            if newest_label is None:
+                gate = clock.label_safe_ts
+            else:
+                gate = clock.max_ts if clock.max_ts < newest_label else newest_label
+            if not self.labels_waiting and clock.max_ts - wait_ms > gate:
+                gate = clock.max_ts - wait_ms
+            if gate > clock.horizon_ts:
+                clock.horizon_ts = gate
 
     def predictions_ahead(self, clocks: dict[str, ModelClock]) -> bool:
         """Some model's predictions are more than half a horizon (event time) ahead of its

@@ -215,7 +215,8 @@ class PartitionStage(PartitionState):
         now = self.clock()
         open_by_model: dict[str, list[WindowId]] | None = None  # built when needed
         for model_id, clock in self.clocks.items():
-            limit = window_start(max(clock.watermark(), 0), self.size_ms)
+            watermark = clock.max_ts - clock.lateness_ms  # clock.watermark(), inlined
+            limit = window_start(watermark if watermark > 0 else 0, self.size_ms)
             if not may_idle and limit <= clock.closed_through:
                 continue  # the usual case: its open windows all end past the mark
             if open_by_model is None:
