@@ -60,7 +60,7 @@ class LabelHorizon:
 
     def advance(self, clocks: dict[str, ModelClock]) -> None:
         """Move each model's horizon clock by rules (a), (b), (c) of the module."""
-        # Runs after every message: comparisons, not min/max calls (a third of its cost).
+        # Runs after every message: comparisons, not min/max calls.
         safe_offset, wait_ms = self.safe_offset, LABEL_WAIT_HORIZONS * self.horizon_ms
         for model_id, clock in clocks.items():
             if safe_offset is not None and clock.read and clock.read[0][0] < safe_offset:

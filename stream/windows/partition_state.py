@@ -104,8 +104,8 @@ class PartitionState:
 
     def _newest(self) -> int:
         """Newest prediction time of any model here: the clock of early labels, which do
-        not know their prediction's window yet. (A loop: ``max`` over a generator cost
-        3 us of the ~15 us stage 1 spends after each one-event message.)"""
+        not know their prediction's window yet. (A loop: ``max`` over a generator took
+        0.8 us against 0.1, and this runs after every message.)"""
         newest = 0
         for clock in self.clocks.values():
             if clock.max_ts > newest:
