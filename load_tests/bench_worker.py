@@ -178,8 +178,8 @@ def two_vs_one(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
 def paired(ones: list[dict[str, Any]], twos: list[dict[str, Any]]) -> dict[str, Any]:
     """Scenario 3 from runs made in pairs (one worker, then two, minutes apart at most):
     the pair with the median CPU ratio, every pair's ratio under ``pair_ratios``. A ratio
-    of runs made minutes apart carried the machine's drift (the same code measured 1.11
-    and 1.24 in two ``make bench`` runs)."""
+    of runs made minutes apart carried the machine's drift (1.11 and 1.24 in two ``make
+    bench`` runs twenty minutes apart, the code differing by one unrelated fix)."""
     pairs = [two_vs_one(one, two) for one, two in zip(ones, twos, strict=True)]
     ranked = sorted(pairs, key=lambda p: p["cpu_per_event_ratio"])
     return {**ranked[(len(ranked) - 1) // 2],
