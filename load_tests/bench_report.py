@@ -6,7 +6,7 @@ tests (``tests/unit/test_bench_report.py``) can check it without a broker.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -204,23 +204,16 @@ def _backlog_rows(name: str, s: Mapping[str, Any], target: int, aim: int | None)
     ]
 
 
-def _each_run(name: str, s: Mapping[str, Any]) -> list[Row]:
-    """The figure of every repeat when the scenario ran more than once (the median run's
-    figures are the others in the group)."""
-    runs = s.get("runs") or []
-    if len(runs) < 2:
+def _each_run(name: str, s: Mapping[str, Any], key: str = "runs", what: str = "runs",
+              show: Callable[[Any], str] = fmt) -> list[Row]:
+    """Every repeat's figure (``s[key]``) when the scenario ran more than once: runs'
+    events per CPU-second, or pairs' ratios (the median one's figures are the others in
+    the group)."""
+    values = s.get(key) or []
+    if len(values) < 2:
         return []
-    return [Row(name, f"each of {len(runs)} runs (the median one above)",
-                " / ".join(fmt(r) for r in runs))]
-
-
-def _each_pair(name: str, s: Mapping[str, Any]) -> list[Row]:
-    """The ratio of every pair of runs (one worker, then two) when there were several."""
-    ratios = s.get("pair_ratios") or []
-    if len(ratios) < 2:
-        return []
-    return [Row(name, f"each of {len(ratios)} pairs (the median one above)",
-                " / ".join(f"{r:.2f}" for r in ratios))]
+    return [Row(name, f"each of {len(values)} {what} (the median one above)",
+                " / ".join(show(v) for v in values))]
 
 
 def _pair(lat: Mapping[str, Any]) -> str | None:
@@ -241,7 +234,7 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
             Row(name, "CPU per event, two workers / one", cpu, "<= 1",
                 None if cpu is None else cpu <= 1.0),
             Row(name, "wall-clock speed-up, one's time / two's", s.get("speedup")),
-            *_each_pair(name, s),
+            *_each_run(name, s, "pair_ratios", "pairs", "{:.2f}".format),
             Row(name, "events per CPU-second (both)", s.get("events_per_cpu_s")),
             *_each_run(name, s),
             Row(name, "peak RSS MB (larger worker)", s.get("peak_rss_mb")),

@@ -63,7 +63,7 @@ class LabelHorizon:
         # Runs after every message: comparisons, not min/max calls.
         safe_offset, wait_ms = self.safe_offset, LABEL_WAIT_HORIZONS * self.horizon_ms
         for model_id, clock in clocks.items():
-            if safe_offset is not None and clock.read and clock.read[0][0] < safe_offset:
+            if safe_offset is not None:
                 clock.cover(safe_offset)
             newest_label = self.newest_label.get(model_id)
             if newest_label is None:

@@ -38,7 +38,7 @@ Rows = IntArray | None  # positions in a batch; None: every row
 class ColumnBatch:
     """One column of a batch, split by value type per row (see :class:`ColumnStats`).
 
-    Read once per batch; each segment's state then takes its rows (:meth:`stats`) with
+    Read once per batch; each segment's state then takes its rows (:meth:`take`) with
     numpy indexing, instead of reading the events again per segment.
     """
 
@@ -106,9 +106,20 @@ class ColumnBatch:
         self.other = other if other.any() else None
         self.numeric = arr if not np.isnan(arr).all() else None
 
-    def numeric_rows(self, rows: Rows = None) -> FloatArray | None:
-        """The rows' numeric values (NaN where none); None when no row has one."""
-        return self.take(rows)[0]
+    def numeric_rows(self, rows: Rows = None) -> tuple[FloatArray | None, FloatArray | None]:
+        """The rows' numeric values (NaN where none; None when no row has one), and the
+        finite ones among them (None: no numeric column); each row taken and tested for
+        NaN once."""
+        taken = self.numeric
+        if taken is None:
+            return None, None
+        if rows is not None:
+            taken = taken[rows]
+        nan = np.isnan(taken)
+        if not nan.any():
+            return taken, taken
+        finite = taken[~nan]
+        return (taken if finite.size else None), finite
 
     def take(self, rows: Rows = None) -> tuple[
             FloatArray | None, tuple[FloatArray | None, int, dict[str, int], int]]:
@@ -117,18 +128,7 @@ class ColumnBatch:
         per category, count of other values. The rows are taken and tested for NaN once (a
         window state needs both per column and segment, and at a few rows each numpy call
         costs more than its work)."""
-        taken = self.numeric
-        finite = None
-        if taken is not None:
-            if rows is not None:
-                taken = taken[rows]
-            nan = np.isnan(taken)
-            if nan.any():
-                finite = taken[~nan]
-                if not finite.size:
-                    taken = None
-            else:
-                finite = taken
+        taken, finite = self.numeric_rows(rows)
         return taken, (finite, _count(self.nonfinite, rows), self.categories(rows),
                        _count(self.other, rows))
 

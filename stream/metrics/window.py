@@ -155,10 +155,10 @@ class WindowState:
             self.columns[PREDICTION_COLUMN] = ColumnStats(self.category_cap)
         self._add_column(PREDICTION_COLUMN, batch.prediction, rows, sample_cols)
 
-        latency = batch.latency.numeric_rows(rows)
-        if latency is not None:
+        latency, finite = batch.latency.numeric_rows(rows)
+        if latency is not None and finite is not None:
             sample_cols[LATENCY_COLUMN] = latency
-            self.latency.add(latency[~np.isnan(latency)])
+            self.latency.add(finite)
         self.sample.add(batch.prio if rows is None else batch.prio[rows], sample_cols)
 
         if batch.decisions is not None:  # binary: as arrays

@@ -160,12 +160,15 @@ class InputFlow:
                 self.safe_offsets.pop(tp.partition, None)
 
     def _set(self, tp: TP, pause: bool | None) -> None:
-        side = "predictions" if tp.topic == self._predictions else "labels"
         if pause and tp not in self.paused:
             self._consumer().pause_partitions({tp})
             self.paused.add(tp)
-            self.switches[f"pause_{side}"] += 1
+            self._count("pause", tp)
         elif pause is False and tp in self.paused:
             self._consumer().resume_partitions({tp})
             self.paused.discard(tp)
-            self.switches[f"resume_{side}"] += 1
+            self._count("resume", tp)
+
+    def _count(self, switch: str, tp: TP) -> None:
+        side = "predictions" if tp.topic == self._predictions else "labels"
+        self.switches[f"{switch}_{side}"] += 1

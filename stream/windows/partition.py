@@ -58,9 +58,9 @@ class PartitionStage(PartitionState):
         # its entries' expiry time (a message's events share one or two windows).
         windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
         size_ms, segment_keys = self.size_ms, self.segment_keys
-        get_doc, base = self.joins.get_doc, position(offset, 0)  # locals: read per event
+        get_doc = self.joins.get_doc  # a local: read per event
         for index, event in enumerate(events):
-            pos = base | index
+            pos = position(offset, index)
             request_id = event["request_id"].encode()
             ts = int(event["timestamp"])
             model_id = event["model_id"]
@@ -215,8 +215,7 @@ class PartitionStage(PartitionState):
         now = self.clock()
         open_by_model: dict[str, list[WindowId]] | None = None  # built when needed
         for model_id, clock in self.clocks.items():
-            watermark = clock.max_ts - clock.lateness_ms  # clock.watermark(), inlined
-            limit = window_start(watermark if watermark > 0 else 0, self.size_ms)
+            limit = window_start(max(clock.watermark(), 0), self.size_ms)
             if not may_idle and limit <= clock.closed_through:
                 continue  # the usual case: its open windows all end past the mark
             if open_by_model is None:

@@ -183,3 +183,15 @@ def test_two_workers_are_compared_with_the_one_worker_run_of_their_pair() -> Non
     rows = {r.figure: r.value for r in table_rows({"two_workers": {**scenario,
                                                                    "partitions": 4}})}
     assert rows["each of 3 pairs (the median one above)"] == "1.10 / 1.00 / 1.20"
+
+
+def test_the_median_run_is_the_lower_middle_one_with_every_run_listed_in_order() -> None:
+    from load_tests.bench_worker import median_run
+
+    runs = [{"events_per_cpu_s": v, "tag": t} for v, t in ((19_000, "a"), (17_500, "b"),
+                                                             (21_000, "c"), (18_200, "d"))]
+    median = median_run(runs)
+    assert median["tag"] == "d"  # 17,500 < 18,200 < 19,000 < 21,000: the lower middle one
+    assert median["runs"] == [19_000, 17_500, 21_000, 18_200]  # as they ran
+    assert median_run(runs[:3])["tag"] == "a"
+
