@@ -245,19 +245,32 @@ class PartitionStage(PartitionState):
             for wid, perf in sorted(self.perf.items()):
                 if perf.dirty and wid not in self.open:
                     plan.frames.append(self._perf_frame(wid, perf, plan))
-        # Windows past the horizon are forgotten (their last labels sent) before a progress
-        # frame tells stage 2 the horizon moved, so none of their labels comes too late;
-        # not on every message: it looks at every window.
-        broadcast = heartbeat or bool(plan.closed_through)
-        self._expire(plan, forget=broadcast)
-        if broadcast:
-            plan.broadcast.append(encode_frame("progress", self.partition, {
-                "ct": {m: c.closed_through for m, c in sorted(self.clocks.items())
-                       if not c.idle},
-                "hz": {m: c.horizon_ts for m, c in sorted(self.clocks.items())
-                       if not c.idle},
-                "cu": self.caught_up}, {}))
+        self._expire()
+        if heartbeat or plan.closed_through:
+            self._send_progress(plan, now)
         return plan
+
+    def _send_progress(self, plan: Plan, now: float) -> None:
+        """A progress frame to every partials partition, unless it would tell stage 2
+        nothing new: the marks have stood still for ``windows.quiet_progress_s`` and a frame
+        went less than that ago. While they move, and for that long after, one per tick: a
+        window may wait for this partition's caught-up time (``cu``), as when every
+        partition of a model closed it by idleness (docs/event-time.md).
+
+        Windows past the horizon are forgotten (their last labels sent) first, so none of
+        their labels comes after stage 2 hears the horizon moved; not on every message: it
+        looks at every window."""
+        active = sorted((m, c) for m, c in self.clocks.items() if not c.idle)
+        marks = ({m: c.closed_through for m, c in active}, {m: c.horizon_ts for m, c in active})
+        if marks != self.marks:
+            self.marks, self.marks_moved_at = marks, now
+        quiet = self.settings.windows.quiet_progress_s
+        if now - self.marks_moved_at >= quiet and now - self.progress_sent_at < quiet:
+            return
+        self.progress_sent_at = now
+        self._forget(plan)
+        plan.broadcast.append(encode_frame("progress", self.partition, {
+            "ct": marks[0], "hz": marks[1], "cu": self.caught_up}, {}))
 
     def _close(self, wid: WindowId, plan: Plan) -> None:
         window = self.open.pop(wid)

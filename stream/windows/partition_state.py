@@ -14,6 +14,7 @@ each small enough to read at once.
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
@@ -74,6 +75,11 @@ class PartitionState:
         #: Handles waiting for the next checkpoint (see :meth:`commit`).
         self.held: list[Any] = []
         self.last_revision = clock()
+        #: The marks of the last progress frame's models, when they last moved, and when
+        #: the last frame went (see :meth:`PartitionStage._send_progress`).
+        self.marks: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self.marks_moved_at = -math.inf
+        self.progress_sent_at = -math.inf
         self._rebuild_from_table()
         #: Duplicates and rejects per window (the ``ingest`` rows; stream.ingest.counts).
         self.ledger = IngestLedger(partition, joins, self.size_ms, self.horizon_ms,
@@ -192,9 +198,10 @@ class PartitionState:
                   "ing": self.ledger.window(wid)}
         return wid.key(), encode_frame("perf", self.partition, header, perf.states)
 
-    def _expire(self, plan: Plan, forget: bool = True) -> None:
-        """Drop entries past the label horizon (or early labels past their TTL); with
-        ``forget`` (before a progress frame), forget the labelled sides of windows past it.
+    def _expire(self) -> None:
+        """Drop entries past the label horizon (or early labels past their TTL); the
+        labelled sides of windows past it are forgotten before a progress frame
+        (:meth:`_forget`).
 
         The clock is each model's horizon clock (:mod:`stream.join.horizon`; for early labels,
         the newest prediction time of any model): label times say when an outcome was
@@ -213,8 +220,6 @@ class PartitionState:
         newest = self._newest()
         if self.early_expiry and self.early_expiry[0][0] < newest:
             self._expire_early(newest)
-        if forget:  # a look at every window: not on every message
-            self._forget(plan)
 
     def _expire_early(self, newest: int) -> None:
         """Drop the early labels whose TTL ``newest`` (the newest prediction time) passed."""

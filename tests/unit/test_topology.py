@@ -12,6 +12,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.config import Settings, load_settings
@@ -23,6 +24,7 @@ from stream.merge.references import FileReferences
 from stream.merge.stage import MergePlan, MergeStage
 from stream.results import WindowResults
 from stream.sdk.partitioning import partition_for
+from stream.windows.frames import decode_frame
 from stream.windows.partition import PartitionStage
 from stream.windows.plan import Plan
 
@@ -877,3 +879,71 @@ def test_expired_windows_leave_no_join_packs_across_crashes(crash_after: int | N
     h.pump()
     packs = [k for k in h.joins if k.startswith(b"pack:")]
     assert all(b":%d:" % (T0 + 10_000_000 - (T0 + 10_000_000) % 60_000) in k for k in packs)
+
+
+def test_progress_goes_on_every_tick_while_marks_move_then_every_quiet_interval() -> None:
+    """A progress frame per tick goes to every partials partition; a partition whose marks
+    stand still sends one every ``quiet_progress_s`` (an idle worker's CPU was mostly
+    these), and one per tick again from the moment they move."""
+    settings = make_settings()  # quiet_progress_s: 5 (the default)
+    clock = [0.0]
+    stage = PartitionStage(0, settings, {}, clock=lambda: clock[0])
+
+    def ticks(seconds: range) -> list[int]:
+        sent = []
+        for second in seconds:
+            clock[0] = float(second)
+            if stage.tick(clock[0]).broadcast:
+                sent.append(second)
+        return sent
+
+    assert ticks(range(0, 12)) == [0, 5, 10]  # nothing here yet: marks never move
+    preds, _ = make_events(50, seed=5)
+    clock[0] = 12.0
+    plan = stage.on_predictions(preds, 0, object())
+    assert plan.broadcast, "a model back (or new) here: said at once"
+    assert ticks(range(12, 30)) == [12, 13, 14, 15, 16, 21, 26]  # idle at 42 s: not yet
+    clock[0] = 60.0
+    assert stage.tick(60.0).broadcast, "the model went idle here: marks moved"
+    frame = decode_frame(stage.tick(61.0).broadcast[0])
+    assert frame.header["ct"] == {} and frame.header["cu"] == 61.0
+
+
+@pytest.mark.parametrize(("quiet", "waits"), [(0.0, 1), (3.0, 3), (5.0, 5)])
+def test_a_window_waiting_for_a_quiet_partition_waits_one_quiet_interval_at_most(
+        quiet: float, waits: int) -> None:
+    """Model m only on partition 0: its closed windows wait for partition 1 (which never
+    saw m) to be caught up past the moment partition 0 closed them; partition 1's marks
+    stand still, so that word comes with its next frame, ``quiet_progress_s`` at most."""
+    base = make_settings()
+    settings = base.model_copy(update={
+        "topics": base.topics.model_copy(update={"partitions": 2}),
+        "windows": base.windows.model_copy(update={"quiet_progress_s": quiet})})
+    preds = [e for e in make_events(300, seed=23)[0]
+             if partition_for(e["request_id"], 2) == 0]
+    h = Harness(settings)
+    h.tick(31)
+    h.produce("predictions", preds)
+    h.pump()  # partition 0 closes the first windows: its marks move
+    assert not h.results
+    waited = 0
+    while not h.results and waited < 7:
+        h.tick(1)
+        waited += 1
+    assert waited == waits
+
+
+def test_windows_closed_by_idleness_everywhere_are_final_on_the_next_tick() -> None:
+    """Every partition closes a model's last window by idleness (the end of its traffic):
+    each becomes a source stage 2 waits on for a caught-up time; their marks just moved,
+    so their frames come on the next tick, not a quiet interval later."""
+    settings = make_settings()
+    preds, labels = make_events(300, seed=29)
+    h = Harness(settings)
+    h.produce("predictions", preds)
+    h.produce("labels", labels)
+    h.pump()
+    h.tick(31)  # idle everywhere: the last window closes
+    h.tick(1)
+    finals = {orjson.loads(k)[2] for k in h.finals}
+    assert finals == {T0, T0 + 60_000, T0 + 120_000}
