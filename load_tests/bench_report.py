@@ -216,6 +216,15 @@ def _each_run(name: str, s: Mapping[str, Any], key: str = "runs", what: str = "r
                 " / ".join(show(v) for v in values))]
 
 
+def _beside_rows(name: str, beside: Mapping[str, Any] | None) -> list[Row]:
+    """The control: a worker beside another on its own stream, over one alone."""
+    if not beside:
+        return []
+    return [Row(name, "control: one beside another on its own stream / alone",
+                beside.get("cpu_per_event_ratio")),
+            *_each_run(name, beside, "pair_ratios", "control pairs", "{:.2f}".format)]
+
+
 def _pair(lat: Mapping[str, Any]) -> str | None:
     return None if lat.get("p50") is None else f"{lat['p50']:.2f} / {lat['max']:.2f}"
 
@@ -235,6 +244,7 @@ def table_rows(scenarios: Mapping[str, Any]) -> list[Row]:
                 None if cpu is None else cpu <= 1.0),
             Row(name, "wall-clock speed-up, one's time / two's", s.get("speedup")),
             *_each_run(name, s, "pair_ratios", "pairs", "{:.2f}".format),
+            *_beside_rows(name, s.get("beside")),
             Row(name, "events per CPU-second (both)", s.get("events_per_cpu_s")),
             *_each_run(name, s),
             Row(name, "peak RSS MB (larger worker)", s.get("peak_rss_mb")),

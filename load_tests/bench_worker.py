@@ -19,7 +19,10 @@ store ``none``, the worker's default table store unless ``--table-store``):
 2. backlog, one-event messages: the same with ``batch_size=1`` (a shorter stream).
 3. two workers over the 4 partitions on the same backlog as 1 (its own topics), each run
    right after a run of scenario 1: both workers' CPU per event over the one worker's of
-   its pair (the median pair reported), and the wall-clock speed-up.
+   its pair (the median pair reported), and the wall-clock speed-up. Then the control: two
+   one-worker runs at once, each on its own stream (two producers, two workers): their CPU
+   per event over the same one worker's, what a second busy worker process costs on this
+   machine without sharing any work.
 Scenarios 1-3 run ``--repeat`` times (3), after an unmeasured warm-up backlog; the median
 run is reported, every run's figure listed under it (the same code moves ~15% between runs
 on the shared machine, and a fresh broker competes for the cores during the first).
@@ -43,6 +46,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -187,6 +191,35 @@ def paired(ones: list[dict[str, Any]], twos: list[dict[str, Any]]) -> dict[str, 
             "runs": [p["events_per_cpu_s"] for p in pairs]}
 
 
+def run_beside(bootstrap: str, root: Path, *, events: int, batch_size: int,
+               table_store: str | None) -> dict[str, Any]:
+    """Two one-worker runs at once, each on its own topics with its own producer: what a
+    second busy worker process costs a worker on this machine without sharing its stream
+    (the control for scenario 3); CPU and events summed over both."""
+    runs: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda: runs.append(run_backlog(
+        bootstrap, root, events=events, batch_size=batch_size, workers=1, bare=False,
+        table_store=table_store))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(runs) != 2:
+        raise RuntimeError("a run beside another failed (see its output above)")
+    total = sum(r["events"] for r in runs)
+    cpu = sum(r["worker_cpu_s"] for r in runs)
+    return {"events": total, "worker_cpu_s": round(cpu, 2),
+            "events_per_cpu_s": round(total / cpu), "each": [r["events_per_cpu_s"] for r in runs]}
+
+
+def beside_ratios(ones: list[dict[str, Any]], besides: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per pair, CPU per event of a worker beside another over one alone; the median."""
+    ratios = [round((b["worker_cpu_s"] / b["events"]) / (o["worker_cpu_s"] / o["events"]), 3)
+              for o, b in zip(ones, besides, strict=True)]
+    return {"cpu_per_event_ratio": sorted(ratios)[(len(ratios) - 1) // 2],
+            "pair_ratios": ratios, "runs": [b["events_per_cpu_s"] for b in besides]}
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in
                   Path("/proc/cpuinfo").read_text().splitlines()
@@ -275,17 +308,20 @@ def main() -> int:
                        f"{repeat} runs, each right after a run of one worker")
     if one_worker or two_workers:
         # Scenario 3 pairs each run of one worker with a run of two right after it.
-        ones, twos = [], []
+        ones, twos, besides = [], [], []
         for _ in range(repeat):
             ones.append(run_backlog(bootstrap, root, events=n100, batch_size=args.batch_size,
                                     workers=1, bare=one_worker, **common))
             if two_workers:
                 twos.append(run_backlog(bootstrap, root, events=n100, workers=2,
                                         batch_size=args.batch_size, bare=False, **common))
+                besides.append(run_beside(bootstrap, root, events=n100,
+                                          batch_size=args.batch_size, **common))
         if one_worker:
             scen["backlog_100"] = median_run(ones)
         if two_workers:
-            scen["two_workers"] = paired(ones, twos)
+            scen["two_workers"] = {**paired(ones, twos),
+                                   "beside": beside_ratios(ones, besides)}
     if step("backlog_1", f"backlog, {n1:,} events in one-event messages, {repeat} runs"):
         scen["backlog_1"] = median_run([run_backlog(
             bootstrap, root, events=n1, batch_size=1, workers=1, **common)

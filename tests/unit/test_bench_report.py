@@ -185,6 +185,22 @@ def test_two_workers_are_compared_with_the_one_worker_run_of_their_pair() -> Non
     assert rows["each of 3 pairs (the median one above)"] == "1.10 / 1.00 / 1.20"
 
 
+def test_the_control_compares_a_worker_beside_another_with_the_same_one_worker_run() -> None:
+    from load_tests.bench_worker import beside_ratios
+
+    ones = [{"events": 100_000, "worker_cpu_s": c} for c in (5.0, 6.0, 7.0)]
+    # Two workers on two streams at once: twice the events, CPU summed over both.
+    besides = [{"events": 200_000, "worker_cpu_s": c, "events_per_cpu_s": round(200_000 / c)}
+               for c in (10.5, 12.0, 15.4)]
+    control = beside_ratios(ones, besides)
+    assert control["pair_ratios"] == [1.05, 1.0, 1.1]
+    assert control["cpu_per_event_ratio"] == 1.05
+    rows = {r.figure: r.value for r in table_rows({"two_workers": {
+        "partitions": 4, "cpu_per_event_ratio": 1.2, "beside": control}})}
+    assert rows["control: one beside another on its own stream / alone"] == 1.05
+    assert rows["each of 3 control pairs (the median one above)"] == "1.05 / 1.00 / 1.10"
+
+
 def test_the_median_run_is_the_lower_middle_one_with_every_run_listed_in_order() -> None:
     from load_tests.bench_worker import median_run
 
