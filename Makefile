@@ -44,7 +44,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # One table of the worker's figures against issue 10's targets, JSON in .run/bench.json
-# (docs/benchmarks.md; ARGS=--record adds a dated row there). bench: ~8-13 min on 2 cores.
+# (docs/benchmarks.md; ARGS=--record adds a dated row there). bench: ~9-14 min on 2 cores.
 bench: install kafka-jars
 	$(KAFKA) run --state .run/kafka-bench.json -- $(PY) load_tests/bench_worker.py $(ARGS)
 
