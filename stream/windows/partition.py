@@ -260,7 +260,7 @@ class PartitionStage(PartitionState):
         Windows past the horizon are forgotten (their last labels sent) first, so none of
         their labels comes after stage 2 hears the horizon moved; not on every message: it
         looks at every window."""
-        active = sorted((m, c) for m, c in self.clocks.items() if not c.idle)
+        active = [(m, c) for m, c in sorted(self.clocks.items()) if not c.idle]
         marks = ({m: c.closed_through for m, c in active}, {m: c.horizon_ts for m, c in active})
         if marks != self.marks:
             self.marks, self.marks_moved_at = marks, now
