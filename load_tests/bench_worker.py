@@ -48,8 +48,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -78,6 +79,8 @@ from load_tests.benchkit import (
 )
 from stream.topics import internal_topics
 from stream.windows.frames import window_start
+
+T = TypeVar("T")
 
 #: The steady rate as a share of the worker's measured capacity when 10,000/s is beyond it: at
 #: 60% a worker on a busy 2-core machine fell 30 s behind in 150 s, and the latency measured
@@ -162,18 +165,28 @@ def run_backlog(bootstrap: str, root: Path, *, events: int, batch_size: int, wor
     return out
 
 
+def lower_middle(items: list[T], key: Callable[[T], float]) -> T:
+    """The item with the median ``key`` (the lower middle one of an even count)."""
+    return sorted(items, key=key)[(len(items) - 1) // 2]
+
+
+def cpu_per_event_ratio(one: dict[str, Any], other: dict[str, Any]) -> float:
+    """CPU per event of the ``other`` run over the ``one``-worker run's."""
+    return round((other["worker_cpu_s"] / other["events"])
+                 / (one["worker_cpu_s"] / one["events"]), 3)
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median events per CPU-second (the lower middle one of an even
     count), with every run's figure under ``runs``, in the order they ran."""
-    ranked = sorted(runs, key=lambda r: r["events_per_cpu_s"])
-    return {**ranked[(len(ranked) - 1) // 2], "runs": [r["events_per_cpu_s"] for r in runs]}
+    return {**lower_middle(runs, lambda r: r["events_per_cpu_s"]),
+            "runs": [r["events_per_cpu_s"] for r in runs]}
 
 
 def two_vs_one(one: dict[str, Any], two: dict[str, Any]) -> dict[str, Any]:
     """One pair's figures: CPU per event of two workers over one's, and the speed-up."""
-    cpu_ratio = (two["worker_cpu_s"] / two["events"]) / (one["worker_cpu_s"] / one["events"])
     speedup = (one["e2e_s"] / two["e2e_s"]) if one.get("e2e_s") and two.get("e2e_s") else None
-    return {**two, "cpu_per_event_ratio": round(cpu_ratio, 3),
+    return {**two, "cpu_per_event_ratio": cpu_per_event_ratio(one, two),
             "speedup": round(speedup, 3) if speedup else None,
             "one": {k: one.get(k) for k in ("events", "worker_cpu_s", "worker_cpu_tail_s",
                                             "e2e_s", "consumed_s")}}
@@ -185,8 +198,7 @@ def paired(ones: list[dict[str, Any]], twos: list[dict[str, Any]]) -> dict[str, 
     of runs made minutes apart carried the machine's drift (1.11 and 1.24 in two ``make
     bench`` runs twenty minutes apart, the code differing by one unrelated fix)."""
     pairs = [two_vs_one(one, two) for one, two in zip(ones, twos, strict=True)]
-    ranked = sorted(pairs, key=lambda p: p["cpu_per_event_ratio"])
-    return {**ranked[(len(ranked) - 1) // 2],
+    return {**lower_middle(pairs, lambda p: p["cpu_per_event_ratio"]),
             "pair_ratios": [p["cpu_per_event_ratio"] for p in pairs],
             "runs": [p["events_per_cpu_s"] for p in pairs]}
 
@@ -214,9 +226,9 @@ def run_beside(bootstrap: str, root: Path, *, events: int, batch_size: int,
 
 def beside_ratios(ones: list[dict[str, Any]], besides: list[dict[str, Any]]) -> dict[str, Any]:
     """Per pair, CPU per event of a worker beside another over one alone; the median."""
-    ratios = [round((b["worker_cpu_s"] / b["events"]) / (o["worker_cpu_s"] / o["events"]), 3)
-              for o, b in zip(ones, besides, strict=True)]
-    return {"cpu_per_event_ratio": sorted(ratios)[(len(ratios) - 1) // 2],
+    ratios = [cpu_per_event_ratio(one, beside) for one, beside in zip(ones, besides,
+                                                                      strict=True)]
+    return {"cpu_per_event_ratio": lower_middle(ratios, float),
             "pair_ratios": ratios, "runs": [b["events_per_cpu_s"] for b in besides]}
 
 

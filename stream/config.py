@@ -89,10 +89,10 @@ class WindowSettings(_Frozen):
     max_early_labels: int = Field(default=10_000, ge=1)
     tick_interval_s: float = Field(default=1.0, gt=0)
     #: A partition whose progress marks (closed-through, horizon clock) have not moved for
-    #: this long sends its progress frame this often instead of on every tick (frames to
-    #: every partition from every partition: most of an idle worker's CPU). A window that
-    #: waits for such a partition's caught-up time may wait up to this much longer
-    #: (docs/event-time.md). 0: on every tick.
+    #: this long sends its progress frame this often instead of on every tick (frames go
+    #: from every partition to every partition: half an idle worker's CPU with 4
+    #: partitions). A window that waits for such a partition's caught-up time may wait up
+    #: to this much longer (docs/event-time.md). 0: on every tick.
     quiet_progress_s: float = Field(default=5.0, ge=0)
 
 
