@@ -71,6 +71,13 @@ class WorkerSettings(_Frozen):
     #: Join entries buffered in memory before a checkpoint writes them (one table record per
     #: side); a checkpoint also comes before every ack, so at least once per tick.
     checkpoint_events: int = Field(default=5_000, ge=1)
+    #: Standby copies of each table partition kept up to date by other workers (Faust's
+    #: default is 1). A standby consumes every changelog record of the partitions it copies:
+    #: with two workers each applied the other's state writes, 10-15% more CPU per event than
+    #: one worker (docs/benchmarks.md). 0, as Kafka Streams' ``num.standby.replicas``: a
+    #: partition that moves restores from its changelog instead, a slower failover, the same
+    #: figures. Worth 1 when failover time matters more than CPU.
+    standby_replicas: int = Field(default=0, ge=0)
 
 
 class WindowSettings(_Frozen):

@@ -95,6 +95,7 @@ def create_app(
         broker=f"kafka://{settings.kafka.bootstrap}",
         broker_credentials=_broker_credentials(settings),
         store=worker.table_store,
+        table_standby_replicas=worker.standby_replicas,
         # Per app: a RocksDB table folder belongs to one app's changelogs (Faust keeps the
         # changelog offset it has applied inside it).
         datadir=str(worker.data_dir / worker.app_id),

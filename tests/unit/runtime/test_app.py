@@ -35,6 +35,17 @@ def test_tables_are_tracked_and_rocksdb_memory_is_bounded(tmp_path: Path) -> Non
     assert app.conf.datadir == tmp_path / "t"  # one folder per app: its changelog offsets
 
 
+def test_no_standby_replicas_unless_asked(tmp_path: Path) -> None:
+    """A standby applies every changelog record of the partitions it copies: with two workers
+    that cost 10-15% more CPU per event (docs/state.md). Faust's own default is 1."""
+    settings = load_settings(None, worker={"data_dir": str(tmp_path)})
+    app = create_app(settings, 4, FileReferences(settings), reader(settings))
+    assert app.conf.table_standby_replicas == 0
+    asked = load_settings(None, worker={"data_dir": str(tmp_path), "standby_replicas": 1})
+    app = create_app(asked, 4, FileReferences(asked), reader(asked))
+    assert app.conf.table_standby_replicas == 1
+
+
 def test_memory_tables_take_no_rocksdb_options(tmp_path: Path) -> None:
     settings = load_settings(None, worker={"data_dir": str(tmp_path),
                                            "table_store": "memory://"})
