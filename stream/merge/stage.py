@@ -7,7 +7,8 @@ other source is caught up past that moment (see :meth:`MergeStage._ready` and
 are merged in source order (so the result does not depend on arrival order), joined with the
 labelled side of every source (kept in the ``perf`` table), capped to the configured
 segments, and evaluated by the metrics engine. Later ``perf`` frames (late labels, late
-events) revise the performance rows; the revision number is ``labelled + late`` events of
+events) revise the performance rows, once per window however many sources sent one
+(:meth:`MergeStage.revise_pending`); the revision number is ``labelled + late`` events of
 the window, which only grows, so a later revision always replaces an earlier one in the
 store and a replayed one (same number, same values) changes nothing.
 
@@ -36,6 +37,11 @@ from stream.metrics.segments import OTHER_VALUE, cap_segments, segment_name, spl
 from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT, DriftRow, MetricRow, WindowKey, WindowResults
 from stream.windows.frames import Frame, WindowId, decode_frame
+
+#: Messages of a partition stage 2 reads at most between two
+#: :meth:`MergeStage.revise_pending` calls while its stream stays busy (the revised frames'
+#: acks wait for it).
+REVISE_AFTER = 64
 
 REVISED_FAMILIES = frozenset({"performance"})
 REVISED_METRICS = frozenset({"late_events", "equal_opportunity_difference"})
@@ -180,6 +186,9 @@ class MergeStage:
         self.finalised = 0
         self.revisions = 0
         self._expired_at: dict[str, int] = {}
+        #: Finalised windows a perf frame changed, with the frames' handles, until
+        #: :meth:`revise_pending` revises each once.
+        self.to_revise: dict[WindowId, list[Any]] = {}
 
     # ------------------------------------------------------------------ frames
     def on_frame(self, value: bytes, handle: Any) -> MergePlan:
@@ -200,9 +209,8 @@ class MergeStage:
         final = self._final(wid)
         if frame.kind == "perf":
             self.perf_table[self._perf_key(wid, frame.source)] = value
-            if final is not None:
-                plan.acks.append(handle)
-                self._revise(wid, final, plan)
+            if final is not None:  # revised by revise_pending, acked with that revision
+                self.to_revise.setdefault(wid, []).append(handle)
                 return plan
             if wid.end(self.size_ms) + self.horizon_ms < self.model_clock.get(wid.model_id, 0):
                 plan.acks.append(handle)  # past the label horizon: forgotten, not reopened
@@ -233,6 +241,26 @@ class MergeStage:
             final["sources"][str(frame.source)] = int(frame.header["n"])
             plan.finals[wid.key()] = orjson.dumps(final)
             self._revise(wid, final, plan)
+        return plan
+
+    def revise_pending(self) -> MergePlan:
+        """One revision of each finalised window perf frames changed since the last call.
+
+        Every source sends a window's labelled side on its own revision tick, and a revision
+        reads every source's latest one: revised per frame, a window of P partitions was
+        revised up to P times in a row, each time reading all P frames (two thirds of stage
+        2's CPU in ``load_tests/bench_stage.py --stage2``). The agent calls this after a
+        message of this partition when its stream has nothing more handed over, or every
+        :data:`REVISE_AFTER` messages of it (each source sends a progress frame at least
+        every ``windows.quiet_progress_s``); a crash before the revision is delivered
+        replays the unacked frames."""
+        plan = MergePlan()
+        pending, self.to_revise = self.to_revise, {}
+        for wid in sorted(pending):
+            plan.acks.extend(pending[wid])
+            final = self._final(wid)
+            if final is not None:  # else forgotten past the label horizon meanwhile
+                self._revise(wid, final, plan)
         return plan
 
     def commit(self, plan: MergePlan) -> list[Any]:
@@ -419,6 +447,9 @@ class MergeStage:
             wid = WindowId.from_list(orjson.loads(key))
             clock = due.get(wid.model_id)
             if clock is not None and wid.end(self.size_ms) + self.horizon_ms < clock:
+                if wid in self.to_revise:  # its last labels, before it is forgotten
+                    plan.acks.extend(self.to_revise.pop(wid))
+                    self._revise(wid, orjson.loads(raw), plan)
                 plan.deletes.append(key)
                 for source in range(self.sources):
                     self.perf_table.pop(self._perf_key(wid, source), None)

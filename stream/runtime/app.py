@@ -35,7 +35,7 @@ from stream.config import Settings
 from stream.ingest.dead_letters import DeadLetter, Ingest, Source
 from stream.join.index import join_index
 from stream.merge.sink import decode_results, encode_results
-from stream.merge.stage import MergePlan, MergeStage, References
+from stream.merge.stage import REVISE_AFTER, MergePlan, MergeStage, References
 from stream.runtime import faust_fixes
 from stream.runtime.acks import InOrderAcks
 from stream.runtime.contiguity import BrokerReader, Contiguity, RefetchedEvent
@@ -304,30 +304,43 @@ def create_app(
             if group.full() or not await more_waiting(handed_over):
                 await run_plans(acks)
 
+    async def run2(acks: AckAfterDelivery, partition: int, merge: MergeStage,
+                   plan: MergePlan) -> None:
+        """Send a stage 2 plan's rows (awaiting delivery), commit, ack."""
+        sent = []
+        for result in plan.results:
+            for key, value in encode_results(result):  # one record per window
+                sent.append(await results.send(key=key, value=value))
+                model_key = window_model_key(result) if alerts_on else None
+                if model_key is not None:  # the same rows, keyed by model (stream.alerts)
+                    sent.append(await windows_topic.send(key=model_key, value=value))
+        sent.extend([await reference_topic.send(key=model_id.encode(), value=profile.to_bytes())
+                     for model_id, profile in plan.references])
+        for future in sent:
+            await future
+        handles = merge.commit(plan)
+        await acks.after(writes2.take(), handles if merges.get(partition) is merge else [])
+
     @app.agent(partials, name="stage2", concurrency=1, supervisor_strategy=CRASH)
     async def stage2_agent(stream: Any) -> None:
         manual, in_order, acks = manual_acks("stage2", stream)
+        handed_over = manual.channel.queue
+        unrevised: dict[int, int] = {}  # per partition, messages read while windows wait
         async for event in contiguous(manual, in_order):
             partition = event.message.partition
             merge = merges.get(partition)
             if merge is None:
                 merge = merges[partition] = MergeStage(partition, settings, sources, perf,
                                                        finals, references)
-            plan: MergePlan = merge.on_frame(event.value, event)
-            sent = []
-            for result in plan.results:
-                for key, value in encode_results(result):  # one record per window
-                    sent.append(await results.send(key=key, value=value))
-                    model_key = window_model_key(result) if alerts_on else None
-                    if model_key is not None:  # the same rows, keyed by model (stream.alerts)
-                        sent.append(await windows_topic.send(key=model_key, value=value))
-            sent.extend([await reference_topic.send(key=model_id.encode(),
-                                                    value=profile.to_bytes())
-                         for model_id, profile in plan.references])
-            for future in sent:
-                await future
-            handles = merge.commit(plan)
-            await acks.after(writes2.take(), handles if merges.get(partition) is merge else [])
+            await run2(acks, partition, merge, merge.on_frame(event.value, event))
+            if not merge.to_revise:
+                continue
+            # Revised while this partition's message is the current event: Faust's RocksDB
+            # tables read and write the current event's partition.
+            unrevised[partition] = unrevised.get(partition, 0) + 1
+            if unrevised[partition] >= REVISE_AFTER or not await more_waiting(handed_over):
+                unrevised[partition] = 0
+                await run2(acks, partition, merge, merge.revise_pending())
 
     if store is not None:
         @app.agent(results, name="store", concurrency=1, supervisor_strategy=CRASH)

@@ -159,6 +159,8 @@ class Harness:
                 done += 1
                 if topic == "partials":
                     self._run2(part, self.stage2[part].on_frame(msg.value, msg))
+                    if pos + 1 >= len(log):  # nothing more handed over: as the agent does
+                        self._run2(part, self.stage2[part].revise_pending())
                 elif isinstance(msg.value, bytes):  # raw, as the agent gets it (stream.app)
                     self._run_raw(part, msg)
                 elif topic == "predictions":
@@ -371,6 +373,33 @@ def test_late_labels_revise_until_they_converge() -> None:
     final_cov = [d["coverage"] for k, d in h.latest().items()
                  if k[4] == "performance" and k[5] == "accuracy" and k[2] == "all"]
     assert all(0.5 < c < 0.9 for c in final_cov), final_cov  # about 70 % get a label
+
+
+def test_late_labels_from_every_partition_revise_a_window_once() -> None:
+    """Each source partition sends a finalised window's labelled side on its revision tick;
+    stage 2 revises the window once for the frames it has been handed, not once per frame
+    (each revision reads every source's frame), with the same figures as offline."""
+    settings = make_settings()
+    preds, labels = make_events(400, seed=12)
+    h = Harness(settings)
+    h.produce("predictions", preds)
+    h.pump()
+    h.settle()  # the windows are finalised without labels
+    windows = len({k[3] for k in h.latest()})
+    assert windows >= 3 and sum(m.finalised for m in h.stage2.values()) == windows
+    h.produce("labels", labels)
+    h.pump()
+    frames_before = {q: len(h.log.get(("partials", q), [])) for q in range(h.parts)}
+    h.tick(2)  # every partition sends its perf frame of every window, then stage 2 reads
+    perf = [decode_frame(m.value) for q in range(h.parts)
+            for m in h.log.get(("partials", q), [])[frames_before[q]:]
+            if decode_frame(m.value).kind == "perf"]
+    assert len(perf) == 4 * windows  # four sources
+    assert sum(m.revisions for m in h.stage2.values()) == windows
+    assert all(not m.to_revise for m in h.stage2.values())
+    assert_same(h.latest(), offline(settings, preds, labels, h.refs))
+    assert all(h.committed.get(("partials", q), 0) == len(h.log.get(("partials", q), []))
+               for q in range(h.parts))  # every perf frame acked with its revision
 
 
 def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
