@@ -91,6 +91,13 @@ class WindowSettings(_Frozen):
     label_horizon_s: int = Field(default=7 * 86_400, ge=0)
     early_label_ttl_s: int = Field(default=3_600, ge=0)
     revision_interval_s: float = Field(default=10.0, gt=0)
+    #: Windows that ended more than ``revision_slow_after_s`` (event time) before their
+    #: model's newest prediction on a partition are revised once per
+    #: ``revision_slow_interval_s`` of the wall clock: labels days late change thousands of
+    #: windows per interval, each revision a perf frame per partition and a merge in stage
+    #: 2 (``load_tests/bench_revisions.py``). Their label messages wait for it to be acked.
+    revision_slow_after_s: int = Field(default=3_600, ge=0)
+    revision_slow_interval_s: float = Field(default=60.0, gt=0)
     #: Labels waiting for their prediction, per partition, before reading labels pauses (a
     #: backlog would otherwise let labels run far ahead of predictions and pile up here).
     max_early_labels: int = Field(default=10_000, ge=1)

@@ -240,15 +240,29 @@ class PartitionStage(PartitionState):
             if limit > clock.closed_through:
                 clock.closed_through = limit
                 plan.closed_through[model_id] = limit
-        if now - self.last_revision >= self.settings.windows.revision_interval_s:
+        windows = self.settings.windows
+        if now - self.last_revision >= windows.revision_interval_s:
+            # Old windows go on the first revision tick of each slow interval of the wall
+            # clock, on every partition alike: stage 2 revises each once for all of them.
+            slow = windows.revision_slow_interval_s
+            old_too = now // slow > self.last_revision // slow
             self.last_revision = now
             for wid, perf in sorted(self.perf.items()):
-                if perf.dirty and wid not in self.open:
+                if perf.dirty and wid not in self.open and (old_too or self._young(wid)):
                     plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
         if heartbeat or plan.closed_through:
             self._send_progress(plan, now)
         return plan
+
+    def _young(self, wid: WindowId) -> bool:
+        """Whether a changed window's labelled side goes on every revision tick: it ended
+        at most ``revision_slow_after_s`` before its model's newest prediction here. Older
+        ones wait for the next slow interval (labels days late change thousands of windows
+        per interval; docs/delivery.md)."""
+        clock = self.clocks.get(wid.model_id)
+        return clock is None or clock.max_ts - wid.end(self.size_ms) <= (
+            self.settings.windows.revision_slow_after_s * 1000)
 
     def _send_progress(self, plan: Plan, now: float) -> None:
         """A progress frame to every partials partition, unless it would tell stage 2
