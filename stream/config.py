@@ -93,7 +93,8 @@ class WindowSettings(_Frozen):
     revision_interval_s: float = Field(default=10.0, gt=0)
     #: Windows that ended more than ``revision_slow_after_s`` (event time) before their
     #: model's newest prediction on a partition are revised once per
-    #: ``revision_slow_interval_s`` of the wall clock: labels days late change thousands of
+    #: ``revision_slow_interval_s`` of the wall clock, each at its own phase, the same on
+    #: every partition (``PartitionStage._slow_turn``): labels days late change thousands of
     #: windows per interval, each revision a perf frame per partition and a merge in stage
     #: 2 (``load_tests/bench_revisions.py``). Their label messages wait for it to be acked.
     revision_slow_after_s: int = Field(default=3_600, ge=0)

@@ -240,15 +240,12 @@ class PartitionStage(PartitionState):
             if limit > clock.closed_through:
                 clock.closed_through = limit
                 plan.closed_through[model_id] = limit
-        windows = self.settings.windows
-        if now - self.last_revision >= windows.revision_interval_s:
-            # Old windows go on the first revision tick of each slow interval of the wall
-            # clock, on every partition alike: stage 2 revises each once for all of them.
-            slow = windows.revision_slow_interval_s
-            old_too = now // slow > self.last_revision // slow
-            self.last_revision = now
+        interval = self.settings.windows.revision_interval_s
+        if now // interval > self.last_revision // interval:  # wall-clock aligned: the
+            before, self.last_revision = self.last_revision, now  # same on every partition
             for wid, perf in sorted(self.perf.items()):
-                if perf.dirty and wid not in self.open and (old_too or self._young(wid)):
+                if perf.dirty and wid not in self.open and (
+                        self._young(wid) or self._slow_turn(wid, before, now)):
                     plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
         if heartbeat or plan.closed_through:
@@ -258,11 +255,22 @@ class PartitionStage(PartitionState):
     def _young(self, wid: WindowId) -> bool:
         """Whether a changed window's labelled side goes on every revision tick: it ended
         at most ``revision_slow_after_s`` before its model's newest prediction here. Older
-        ones wait for the next slow interval (labels days late change thousands of windows
-        per interval; docs/delivery.md)."""
+        ones go once per ``revision_slow_interval_s`` (:meth:`_slow_turn`): labels days late
+        change thousands of windows per interval (docs/delivery.md)."""
         clock = self.clocks.get(wid.model_id)
         return clock is None or clock.max_ts - wid.end(self.size_ms) <= (
             self.settings.windows.revision_slow_after_s * 1000)
+
+    def _slow_turn(self, wid: WindowId, before: float, now: float) -> bool:
+        """Whether an old window's slow interval of the wall clock turned since the last
+        revision tick. Each window's interval starts at its own phase (consecutive windows
+        a revision interval apart, on the revision ticks' boundaries), the same on every
+        partition: stage 2 revises it once for all of them, and old windows' revisions
+        spread over the interval instead of coming all at once."""
+        windows = self.settings.windows
+        slow = windows.revision_slow_interval_s
+        phase = (wid.window_start // self.size_ms) * windows.revision_interval_s % slow
+        return (now - phase) // slow > (before - phase) // slow
 
     def _send_progress(self, plan: Plan, now: float) -> None:
         """A progress frame to every partials partition, unless it would tell stage 2

@@ -405,22 +405,20 @@ def test_late_labels_from_every_partition_revise_a_window_once() -> None:
 def test_old_windows_are_revised_every_slow_interval_young_ones_every_tick() -> None:
     """Labels days late change thousands of windows per revision interval: a window that
     ended more than ``revision_slow_after_s`` before its model's newest prediction sends its
-    labelled side on the first revision tick of each ``revision_slow_interval_s`` of the
-    wall clock, on every partition alike (so stage 2 revises it once), a younger one on
-    every revision tick; a label message is acked once its window's frame went, and the figures
-    end as offline."""
-    settings = make_settings()
+    labelled side once per ``revision_slow_interval_s``, on every partition in the same
+    tick (so stage 2 revises it once), consecutive windows in different ticks (the load
+    spreads over the interval); a younger one on every revision tick. A label message is
+    acked once its window's frame went, and the figures end as offline."""
+    settings = make_settings()  # revision_interval_s 1
     settings = settings.model_copy(update={"windows": settings.windows.model_copy(update={
         "revision_slow_after_s": 300, "revision_slow_interval_s": 5})})
     preds, labels = make_events(600, seed=31, span_ms=600_000)  # ten 60 s windows
     start_of = {p["request_id"]: p["timestamp"] - p["timestamp"] % 60_000 for p in preds}
-    old_start, young_start = min(start_of.values()), max(start_of.values())
-    old = [lab for lab in labels if start_of[lab["request_id"]] == old_start]
-    young = [lab for lab in labels if start_of[lab["request_id"]] == young_start]
+    first, young_start = min(start_of.values()), max(start_of.values())
+    second = first + 60_000
+    by_window = {w: [lab for lab in labels if start_of[lab["request_id"]] == w]
+                 for w in (first, second, young_start)}
     h = Harness(settings)
-    old_p0 = [lab for lab in old if partition_for(lab["request_id"], h.parts) == 0]
-    old_rest = [lab for lab in old if lab not in old_p0]
-    assert old_p0 and old_rest
     h.produce("predictions", preds)
     h.pump()
     h.settle()  # every window finalised, no label yet
@@ -433,31 +431,30 @@ def test_old_windows_are_revised_every_slow_interval_young_ones_every_tick() -> 
                   for m in h.log.get(("partials", q), [])[before[q]:]]
         return {(f.window.window_start, f.source) for f in frames if f.kind == "perf"}
 
-    def starts(sent: set[tuple[int, int]]) -> set[int]:
-        return {start for start, _ in sent}
+    def sources(labels: list[dict[str, Any]]) -> set[int]:
+        return {partition_for(lab["request_id"], h.parts) for lab in labels}
 
-    h.produce("labels", old_rest[: len(old_rest) // 2] + young[: len(young) // 2])
+    h.produce("labels", by_window[young_start])  # in messages before the old ones'
+    h.produce("labels", by_window[first] + by_window[second])
     h.pump()
-    assert h.clock[0] + 1 == 65  # the next tick is the first of a 5 s interval
-    assert starts(revised_after(1)) == {old_start, young_start}  # the old one's first frame
-    h.produce("labels", old_p0[: len(old_p0) // 2])
-    h.pump()
-    assert revised_after(1) == set()  # partition 0's side of it waits for the next interval
-    h.produce("labels", young[len(young) // 2:])
-    h.produce("labels", old_p0[len(old_p0) // 2:] + old_rest[len(old_rest) // 2:])
-    h.pump()  # the old window's labels in messages after the young one's
-    waiting = [starts(revised_after(1)) for _ in range(3)]
-    assert waiting == [{young_start}, set(), set()]
-    assert any(h.committed.get(("labels", p), 0) < len(h.log.get(("labels", p), []))
-               for p in range(h.parts))  # the old window's label messages wait
-    at_70 = revised_after(1)  # the next 5 s interval: every partition's frame at once
-    assert starts(at_70) == {old_start}
-    assert {source for _, source in at_70} == {partition_for(lab["request_id"], h.parts)
-                                               for lab in old_p0 + old_rest[len(old_rest) // 2:]}
-    assert all(h.committed.get(("labels", p), 0) == len(h.log.get(("labels", p), []))
-               for p in range(h.parts))
+    ticks, all_acked = [], []
+    for _ in range(5):  # one slow interval
+        ticks.append(revised_after(1))
+        all_acked.append(all(h.committed.get(("labels", p), 0) == len(h.log[("labels", p)])
+                             for p in sources(by_window[first] + by_window[second])))
+    assert young_start in {s for s, _ in ticks[0]}
+    assert all(young_start not in {s for s, _ in t} for t in ticks[1:])
+    when = {w: [i for i, t in enumerate(ticks) if any(s == w for s, _ in t)]
+            for w in (first, second)}
+    assert all(len(at) == 1 for at in when.values()), when  # once per slow interval
+    assert when[first] != when[second], when  # spread over it
+    for w, [at] in when.items():  # every partition's side of it in the same tick
+        assert {src for s, src in ticks[at] if s == w} == sources(by_window[w])
+    last = max(at for [at] in when.values())
+    assert all_acked == [i >= last for i in range(5)]  # label messages wait for the frames
     h.settle()
-    assert_same(h.latest(), offline(settings, preds, old + young, h.refs))
+    assert_same(h.latest(), offline(settings, preds, [lab for labs in by_window.values()
+                                                      for lab in labs], h.refs))
 
 
 def test_late_events_are_counted_not_lost_and_do_not_reopen() -> None:
