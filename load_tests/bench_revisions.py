@@ -1,7 +1,9 @@
 """Late labels over many windows: what revisions cost per revision interval (in-process).
 
-Run: ``.venv/bin/python load_tests/bench_revisions.py [--hours 48] [--rate 1]
-[--labels 100,1000,5000] [--partitions 4]``
+Run: ``.venv/bin/python load_tests/bench_revisions.py [--hours 168] [--rate 1]
+[--labels 100,1000,5000,20000] [--partitions 4] [--slow-after 604800]`` (about 5 minutes
+with the defaults, which are docs/benchmarks.md's table; ``--slow-after 604800`` its
+"before" columns)
 
 Labels come minutes to days after their prediction. With the default windows (300 s) and
 label horizon (7 days) thousands of a model's finalised windows may each get a label within
@@ -96,9 +98,9 @@ class Pipeline:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=48.0, help="span of predictions")
+    parser.add_argument("--hours", type=float, default=168.0, help="span of predictions")
     parser.add_argument("--rate", type=float, default=1.0, help="predictions per second")
-    parser.add_argument("--labels", default="100,1000,5000",
+    parser.add_argument("--labels", default="100,1000,5000,20000",
                         help="labels per revision interval, comma-separated")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--slow-after", type=int, default=None,

@@ -255,13 +255,17 @@ class MergeStage:
         every ``windows.quiet_progress_s``); a crash before the revision is delivered
         replays the unacked frames."""
         plan = MergePlan()
-        pending, self.to_revise = self.to_revise, {}
-        for wid in sorted(pending):
-            plan.acks.extend(pending[wid])
-            final = self._final(wid)
-            if final is not None:  # else forgotten past the label horizon meanwhile
-                self._revise(wid, final, plan)
+        for wid in sorted(self.to_revise):
+            self._revise_waiting(wid, self._final(wid), plan)
         return plan
+
+    def _revise_waiting(self, wid: WindowId, final: dict[str, Any] | None,
+                        plan: MergePlan) -> None:
+        """Revise a window perf frames changed (unless forgotten past the label horizon
+        meanwhile: ``final`` None); its frames are acked with the revision."""
+        plan.acks.extend(self.to_revise.pop(wid))
+        if final is not None:
+            self._revise(wid, final, plan)
 
     def commit(self, plan: MergePlan) -> list[Any]:
         """After the results were delivered: record finalised windows; return acks."""
@@ -448,8 +452,7 @@ class MergeStage:
             clock = due.get(wid.model_id)
             if clock is not None and wid.end(self.size_ms) + self.horizon_ms < clock:
                 if wid in self.to_revise:  # its last labels, before it is forgotten
-                    plan.acks.extend(self.to_revise.pop(wid))
-                    self._revise(wid, orjson.loads(raw), plan)
+                    self._revise_waiting(wid, orjson.loads(raw), plan)
                 plan.deletes.append(key)
                 for source in range(self.sources):
                     self.perf_table.pop(self._perf_key(wid, source), None)
