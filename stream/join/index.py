@@ -9,7 +9,9 @@ index from them.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import cast
+from typing import Any, cast
+
+import orjson
 
 from stream.config import Settings
 
@@ -55,22 +57,26 @@ def join_index(settings: Settings, partition: int) -> MutableMapping[bytes, byte
     return cast(MutableMapping[bytes, bytes], index)
 
 
-def write_back(index: MutableMapping[bytes, bytes], changes: Mapping[bytes, bytes | None]) -> None:
-    """Apply ``changes`` (None: delete, blind) to the index: RocksDB takes them as one write
-    batch (about 0.5 us an entry, against 0.8 for a put that is its own call)."""
+def write_back(index: MutableMapping[bytes, bytes],
+               changes: Mapping[bytes, dict[str, Any] | None]) -> None:
+    """Apply ``changes`` (documents, stored as JSON; None: delete, blind) to the index in one
+    pass: RocksDB takes them as one write batch (about 0.5 us an entry, against 0.8 for a
+    put that is its own call)."""
+    dumps = orjson.dumps
     if isinstance(index, dict):
-        for key, value in changes.items():
-            if value is None:
+        for key, doc in changes.items():
+            if doc is None:
                 index.pop(key, None)
             else:
-                index[key] = value
+                index[key] = dumps(doc)
         return
     from rocksdict import WriteBatch
 
     batch = WriteBatch(raw_mode=True)
-    for key, value in changes.items():
-        if value is None:
-            batch.delete(key)
+    put, delete = batch.put, batch.delete
+    for key, doc in changes.items():
+        if doc is None:
+            delete(key)
         else:
-            batch.put(key, value)
+            put(key, dumps(doc))
     index.write(batch)  # type: ignore[attr-defined]

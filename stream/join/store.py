@@ -134,6 +134,20 @@ class JoinStore:
         raw = self.index.get(request_id)
         return None if raw is None else cast("dict[str, Any]", orjson.loads(raw))
 
+    def get_docs(self, request_ids: list[bytes]) -> list[dict[str, Any] | None]:
+        """:meth:`get_doc` of each of ``request_ids`` (a message's requests, read at once)."""
+        recent = self.recent
+        out: list[dict[str, Any] | None] = [recent.get(r, _UNREAD) for r in request_ids]
+        unread = [i for i, doc in enumerate(out) if doc is _UNREAD]
+        if unread:
+            index = self.index
+            raws = (index.get([request_ids[i] for i in unread])  # RocksDB: one multi-get
+                    if not isinstance(index, dict) else [index.get(request_ids[i])
+                                                         for i in unread])
+            for i, raw in zip(unread, raws, strict=True):
+                out[i] = None if raw is None else orjson.loads(raw)
+        return out
+
     def _drop(self, request_id: bytes) -> None:
         """Drop the entry from the index (at the next checkpoint: a blind delete)."""
         self.recent[request_id] = None
@@ -141,8 +155,7 @@ class JoinStore:
     def flush(self) -> None:
         """Write the entries put or dropped since the last checkpoint to the index."""
         if self.recent:
-            write_back(self.index, {rid: None if doc is None else orjson.dumps(doc)
-                                    for rid, doc in self.recent.items()})
+            write_back(self.index, self.recent)
             self.recent.clear()
 
     def restore(self) -> Iterator[tuple[bytes, Entry]]:
@@ -229,6 +242,19 @@ class JoinStore:
         no Entry built and one JSON encoding."""
         pack = self._open_pack("p", offset, window)
         self._add(request_id, pack, {**doc, "pp": self.pack_names[pack]}, doc)
+
+    def put_predictions(self, parts: list[tuple[bytes, dict[str, Any]]], offset: int,
+                        window: WindowId) -> None:
+        """:meth:`put_prediction` of a message's new requests of one window, at once."""
+        pack = self._open_pack("p", offset, window)
+        name = self.pack_names[pack]
+        recent = self.recent
+        building = self.building.setdefault(pack, {})
+        for request_id, doc in parts:
+            recent[request_id] = {**doc, "pp": name}
+            building[request_id] = doc
+        self.dirty.setdefault(pack, set())
+        self.buffered += len(parts)
 
     def put_doc(self, request_id: bytes, doc: dict[str, Any], side: Side, offset: int,
                 window: WindowId | None) -> None:

@@ -292,10 +292,17 @@ class MergeStage:
         the model went idle there) is done once it has been caught up past the moment
         every holding source was done: then all it had to read from before that moment is
         read, and nothing of the model was in it. Another model's progress never counts.
-        A source that later sends events of the window revises it (``late_extra``)."""
+        A source that later sends events of the window revises it (``late_extra``).
+
+        A source whose partial of the window is here has closed it (a source sends it when
+        it closes the window), whatever its latest progress frame says: a close sends no
+        progress frame, the next tick does."""
         end = wid.end(self.size_ms)
         relied: list[SourceProgress] = []
+        sent = self.partials.get(wid, {})
         for source in range(self.sources):
+            if source in sent:
+                continue
             progress = self.progress.get(source)
             if progress is None:
                 return False  # not heard from since this stage started

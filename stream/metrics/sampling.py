@@ -22,6 +22,7 @@ the kept rows, which is a uniform sample of that column's values.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,12 +41,19 @@ _MAGIC = b"TWS1"
 _NO_ID_SALT = 0x5EED_F00D
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed(seed: int) -> Any:
+    """BLAKE2b keyed by ``seed``, nothing hashed yet: each id hashes a copy (0.5 us against
+    0.8 for a new keyed hash, which hashes the key's block first; the digests are equal)."""
+    return hashlib.blake2b(digest_size=8, key=seed.to_bytes(8, "little", signed=True))
+
+
 def priorities(ids: Sequence[Any], seed: int = 0, *, offset: int = 0) -> U64Array:
     """Uniform 64-bit priorities: keyed BLAKE2b of ``request_id``; a seeded Generator otherwise.
 
     ``offset`` (rows already seen) makes the fallback priorities differ from batch to batch.
     """
-    key = int(seed).to_bytes(8, "little", signed=True)
+    keyed = _keyed(int(seed)).copy  # a copy of the keyed state: the key block hashed once
     out = np.empty(len(ids), dtype=np.uint64)
     missing: list[int] = []
     digests: list[bytes] = []
@@ -54,8 +62,9 @@ def priorities(ids: Sequence[Any], seed: int = 0, *, offset: int = 0) -> U64Arra
             missing.append(i)
             digests.append(b"\0" * 8)
         else:
-            raw = rid.encode() if isinstance(rid, str) else str(rid).encode()
-            digests.append(hashlib.blake2b(raw, digest_size=8, key=key).digest())
+            h = keyed()
+            h.update(rid.encode() if type(rid) is str else str(rid).encode())
+            digests.append(h.digest())
     if digests:
         out[:] = np.frombuffer(b"".join(digests), dtype="<u8")
     if missing:

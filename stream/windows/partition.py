@@ -57,18 +57,27 @@ class PartitionStage(PartitionState):
         # Per (start, model, version) seen in this message: the window, its JSON form and
         # its entries' expiry time (a message's events share one or two windows).
         windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
-        size_ms, segment_keys = self.size_ms, self.segment_keys
-        get_doc = self.joins.get_doc  # a local: read per event
+        size_ms, segment_keys, partition = self.size_ms, self.segment_keys, self.partition
+        base = position(offset, 0)
+        # The join reads a batch's requests at once, and new requests (the usual case) go
+        # into their window's pack at once, after the loop (one call each instead of one per
+        # event): a request finds an entry of its own message only if it comes twice in it,
+        # and such a message goes event by event.
+        ids = [event["request_id"].encode() for event in events]
+        docs = (self.joins.get_docs(ids) if len(ids) > 1 and len(set(ids)) == len(ids)
+                else None)
+        new: dict[WindowId, list[tuple[bytes, dict[str, Any]]]] = {}
         for index, event in enumerate(events):
-            pos = position(offset, index)
-            request_id = event["request_id"].encode()
+            pos = base | index
+            request_id = ids[index]
             ts = int(event["timestamp"])
             model_id = event["model_id"]
             clock = clocks.get(model_id)
             if clock is None:
+                new_here = model_id not in self.clocks
                 clock = clocks[model_id] = self._clock(model_id)
                 clock.last_data = now
-                resumed |= clock.idle
+                resumed |= clock.idle or new_here
                 clock.idle = False
             start = ts - ts % size_ms
             version = event["model_version"]
@@ -78,7 +87,7 @@ class PartitionStage(PartitionState):
                 known = windows[(start, model_id, version)] = (
                     wid, wid.as_list(), start + size_ms + self.horizon_ms)
             wid = known[0]
-            doc = get_doc(request_id)
+            doc = docs[index] if docs is not None else self.joins.get_doc(request_id)
             closed = start + size_ms <= clock.closed_through
             if doc is not None and "pos" in doc:
                 if doc["pos"] != pos:
@@ -95,10 +104,17 @@ class PartitionStage(PartitionState):
                     clock.max_ts = max(clock.max_ts, ts)
                 continue
             outcome, segments = prediction_fields(event, segment_keys)
-            part = {"p": self.partition, "r": event["request_id"], "pos": pos, "w": known[1],
+            part = {"p": partition, "r": event["request_id"], "pos": pos, "w": known[1],
                     "ts": ts, "o": outcome, "s": segments, "late": closed}
             if doc is None:  # the usual case: a new request, no label yet
-                self.joins.put_prediction(request_id, part, offset, wid)
+                if docs is None:
+                    self.joins.put_prediction(request_id, part, offset, wid)
+                else:
+                    added = new.get(wid)
+                    if added is None:
+                        new[wid] = [(request_id, part)]
+                    else:
+                        added.append((request_id, part))
             else:  # the label came first: it moves to the window's label pack
                 doc.update(part)
                 self.joins.put_doc(request_id, doc, "p", offset, wid)
@@ -114,6 +130,8 @@ class PartitionStage(PartitionState):
                 self._count_late(wid, first_late)
             else:
                 by_window.setdefault(wid, []).append(event)
+        for wid, added in new.items():
+            self.joins.put_predictions(added, offset, wid)
         for clock in clocks.values():
             clock.processed(offset)
         for wid in first_late:
@@ -248,7 +266,7 @@ class PartitionStage(PartitionState):
                         self._young(wid) or self._slow_turn(wid, before, now)):
                     plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
-        if heartbeat or plan.closed_through:
+        if heartbeat:  # a close tells its own window's stage 2 partition (``_close``)
             self._send_progress(plan, now)
         return plan
 
@@ -295,14 +313,19 @@ class PartitionStage(PartitionState):
             "ct": marks[0], "hz": marks[1], "cu": self.caught_up}, {}))
 
     def _close(self, wid: WindowId, plan: Plan) -> None:
+        """Send the window's partial. It tells the window's stage 2 partition that this
+        partition is done with the window (:meth:`stream.merge.stage.MergeStage._ready`), so
+        a close sends no progress frame: the other partitions hear of the mark on the next
+        tick. (A progress frame to every partition on every close was over half the messages
+        of the partials topic in a backlog, each through Faust's per-message path twice.)"""
         window = self.open.pop(wid)
         self._fold(wid, window)
+        perf = self.perf.get(wid)
+        if perf is not None:  # first: the partial may be the last stage 2 waits for
+            plan.frames.append(self._perf_frame(wid, perf, plan))
         header = {"wid": wid.as_list(), "n": window.events}
         plan.frames.append((wid.key(), encode_frame("partial", self.partition, header,
                                                     window.states)))
-        perf = self.perf.get(wid)
-        if perf is not None:
-            plan.frames.append(self._perf_frame(wid, perf, plan))
         for pending in window.waiting:
             pending.remaining -= 1
             if pending.remaining == 0:

@@ -315,6 +315,21 @@ def test_duplicates_count_once() -> None:
     assert sum(s.counters["duplicate_labels"] for s in h.stage1.values()) == 30
 
 
+def test_a_request_twice_in_one_message_counts_once() -> None:
+    """A batch message that repeats a request: the second is a duplicate, as in two
+    messages (the join reads a message's requests at once, except in such a message)."""
+    settings = make_settings()
+    preds, labels = make_events(120, seed=4)
+    twice = [e for pred in preds for e in (pred, pred)]  # mostly in the same message
+    h = Harness(settings)
+    h.produce("predictions", twice)
+    h.produce("labels", labels)
+    h.pump()
+    h.settle()
+    assert_same(h.latest(), offline(settings, twice, labels, h.refs))
+    assert sum(s.counters["duplicate_predictions"] for s in h.stage1.values()) == 120
+
+
 @pytest.mark.parametrize("crash_after", [5, 40, 90, 150])
 def test_crash_and_replay_neither_loses_nor_double_counts(crash_after: int) -> None:
     settings = make_settings()
@@ -673,12 +688,13 @@ def test_entries_wait_past_three_horizons_while_labels_wait_unread() -> None:
 
 
 def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
-    """A source that lost its progress record re-sends a window rebuilt from fewer events."""
+    """A source that lost its progress record re-sends a window rebuilt from fewer events
+    (source 0, while source 1 has not closed the window: its progress frame finalises it)."""
     from stream.metrics.window import WindowState
     from stream.windows.frames import WindowId, encode_frame
 
     settings = make_settings()
-    merge = MergeStage(0, settings, 1, {}, {}, FileReferences(settings))
+    merge = MergeStage(0, settings, 2, {}, {}, FileReferences(settings))
     wid = WindowId(T0, "m", "v1")
     preds, _ = make_events(30, seed=23, span_ms=50_000)
 
@@ -688,14 +704,47 @@ def test_stage2_keeps_the_larger_of_two_partials_from_one_source() -> None:
         return encode_frame("partial", 0, {"wid": wid.as_list(), "n": len(events)},
                             {"all": state})
 
+    merge.on_frame(encode_frame("progress", 1, {"ct": {"m": T0}, "cu": None}, {}), "open")
     merge.on_frame(partial(preds), "first")
     merge.on_frame(partial(preds[-4:]), "rebuilt")
-    plan = merge.on_frame(encode_frame("progress", 0, {"ct": {"m": T0 + 60_000}, "cu": None},
+    plan = merge.on_frame(encode_frame("progress", 1, {"ct": {"m": T0 + 60_000}, "cu": None},
                                        {}), "progress")
     [result] = plan.results
     count = next(r for r in result.metrics if r.metric == "count" and r.segment == "all")
     assert count.value == 30
     assert set(plan.acks) == {"first", "rebuilt", "progress"}
+
+
+def test_a_partial_says_its_source_closed_that_window_and_no_other() -> None:
+    """A close sends its window's partial and no progress frame: the window is final once
+    every source's partial is in, with no newer progress; a source's partial says nothing
+    of its other windows (another version, same start), which wait for its progress."""
+    from stream.metrics.window import WindowState
+    from stream.windows.frames import WindowId, encode_frame
+
+    settings = make_settings()
+    merge = MergeStage(0, settings, 2, {}, {}, FileReferences(settings))
+    v1, v2 = WindowId(T0, "m", "v1"), WindowId(T0, "m", "v2")
+    preds, _ = make_events(10, seed=3, span_ms=50_000)
+
+    def partial(source: int, wid: WindowId) -> bytes:
+        state = WindowState.for_model(settings.metrics.model("m"), settings.metrics)
+        state.add_predictions(preds)
+        return encode_frame("partial", source, {"wid": wid.as_list(), "n": len(preds)},
+                            {"all": state})
+
+    for source in (0, 1):  # both hold m, neither has closed the windows
+        merge.on_frame(encode_frame("progress", source, {"ct": {"m": T0}, "cu": None}, {}),
+                       "progress")
+    assert not merge.on_frame(partial(1, v2), "1:v2").results  # source 0 holds m: wait
+    assert not merge.on_frame(partial(0, v1), "0:v1").results
+    done = merge.on_frame(partial(1, v1), "1:v1")
+    assert [w for r in done.results for w in {(m.model_version) for m in r.metrics}] == ["v1"]
+    assert set(done.acks) == {"0:v1", "1:v1"}
+    assert v2 in merge.partials  # source 0's v1 partial said nothing of v2
+    later = merge.on_frame(encode_frame("progress", 0, {"ct": {"m": T0 + 60_000}, "cu": None},
+                                        {}), "later")
+    assert [m.model_version for r in later.results for m in r.metrics][:1] == ["v2"]
 
 
 class RecordingTable(dict[bytes, bytes]):

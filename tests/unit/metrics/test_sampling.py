@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -26,6 +27,17 @@ def test_priorities_are_deterministic_and_keyed_by_seed() -> None:
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert len(set(a.tolist())) == 100
+
+
+def test_priorities_are_keyed_blake2b_of_the_id_as_stored_states_expect() -> None:
+    """The priorities decide which rows a stored state kept: they must stay the keyed
+    BLAKE2b digests, little-endian, whatever the way they are computed."""
+    for seed in (0, 7, -3):
+        key = seed.to_bytes(8, "little", signed=True)
+        ids: list[object] = ["r1", "Ünïcode", 42]
+        want = [int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8, key=key)
+                               .digest(), "little") for i in ids]
+        assert priorities(ids, seed).tolist() == want
 
 
 def test_missing_ids_get_reproducible_generator_priorities() -> None:
