@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import orjson
 
@@ -191,7 +191,73 @@ def _outcome(value: object) -> bool:
 
 
 def validate_prediction(event: Any) -> dict[str, Any]:
-    """Validate one decoded prediction event in place and return it (see module docstring)."""
+    """Validate one decoded prediction event in place and return it (see module docstring).
+
+    The usual event (integer timestamp, a model id seen before, no class scores) is checked
+    inline, in one function (:func:`_plainly_valid`); anything else, valid or not, goes
+    through the checks one by one, which say what is wrong (a third of a worker's decoding
+    time was the calls between them)."""
+    if _plainly_valid(event):
+        event.setdefault("model_version", "")
+        return cast("dict[str, Any]", event)
+    return _validate_prediction(event)
+
+
+def _plainly_valid(event: Any) -> bool:
+    """True only for a valid prediction of the usual shape (False: not known, check it one
+    rule at a time). Every condition here is one of :func:`_validate_prediction`'s rules or
+    stricter."""
+    if type(event) is not dict:
+        return False
+    try:
+        request_id, model_id = event["request_id"], event["model_id"]
+        timestamp, features, prediction = (event["timestamp"], event["features"],
+                                           event["prediction"])
+    except KeyError:
+        return False
+    if "schema_version" in event:
+        version = event["schema_version"]
+        if type(version) is not int or version != 1:
+            return False
+    if (type(request_id) is not str or not 1 <= len(request_id) <= 256
+            or type(model_id) is not str or model_id not in _VALID_MODEL_IDS
+            or type(timestamp) is not int or not 0 <= timestamp <= MAX_EPOCH_MS
+            or type(features) is not dict or len(features) > 1000 or "scores" in event):
+        return False
+    version = event.get("model_version", "")
+    if type(version) is not str or len(version) > 128:
+        return False
+    for key, item in features.items():
+        kind = type(item)
+        if not 1 <= len(key) <= 128 or not (
+                kind is str or kind is int or kind is bool or item is None
+                or (kind is float and math.isfinite(item))):
+            return False
+    kind = type(prediction)
+    if not (kind is str or kind is int or kind is bool
+            or (kind is float and math.isfinite(prediction))):
+        return False
+    for name in ("probability", "latency_ms"):
+        if name in event:
+            value = event[name]
+            kind = type(value)
+            if not ((kind is float and math.isfinite(value)) or kind is int) or value < 0 or (
+                    name == "probability" and value > 1):
+                return False
+    segments = event.get("segments")
+    if segments is not None:
+        if type(segments) is not dict or len(segments) > 32:
+            return False
+        for key, value in segments.items():
+            if not 1 <= len(key) <= 64 or type(value) is not str or len(value) > 128:
+                return False
+    elif "segments" in event:
+        return False
+    return True
+
+
+def _validate_prediction(event: Any) -> dict[str, Any]:
+    """:func:`validate_prediction`, rule by rule (each failure says which)."""
     if type(event) is not dict:
         raise ValidationError("not_object", "a prediction event must be a JSON object")
     _require(event, ("request_id", "model_id", "timestamp", "features", "prediction"))

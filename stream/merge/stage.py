@@ -1,7 +1,8 @@
 """Stage 2, per window: merge the partials of all source partitions, evaluate, revise.
 
-A window is finalised when every source partition holding its model has reported
-(``progress`` frames) that it closed the model's windows up to the window's end, and every
+A window is finalised when every source partition holding its model has sent its partial
+of the window or reported (``progress`` frames) that it closed the model's windows up to the
+window's end, and every
 other source is caught up past that moment (see :meth:`MergeStage._ready` and
 ``docs/event-time.md``); another model's progress never counts. Its prediction-side partials
 are merged in source order (so the result does not depend on arrival order), joined with the

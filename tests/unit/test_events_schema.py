@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 from referencing import Registry, Resource
 
 from stream.errors import ValidationError
-from stream.events import SCHEMA_DIR, load_schema, validate_label, validate_prediction
+from stream.events import (
+    SCHEMA_DIR,
+    _plainly_valid,
+    _validate_prediction,
+    load_schema,
+    validate_label,
+    validate_prediction,
+)
 
 SCHEMAS = {name: load_schema(name) for name in ("prediction", "label", "alert")}
 REGISTRY = Registry().with_resources(
@@ -123,6 +130,60 @@ def test_prediction_validator_matches_schema(event: dict[str, Any]) -> None:
 @given(label_events)
 def test_label_validator_matches_schema(event: dict[str, Any]) -> None:
     check_agreement(LABEL, validate_label, event)
+
+
+#: Valid predictions of the usual shape, then at most two fields set to odd values (wrong
+#: types, bounds, what the inline check leaves to the rules), or removed.
+ODD: dict[str, list[Any]] = {
+    "request_id": ["", "x" * 257, 7, None],
+    "model_id": ["a b", "", 3, "n" * 129],
+    "timestamp": [-1, 253402300800000, True, 1.7e12, "2024-01-01T00:00:00Z", None],
+    "features": [[1], {"": 1}, {"k" * 129: 1}, {"x": [1]}, {"x": {}}, None],
+    "prediction": [None, [1], {}, 2**70],
+    "model_version": ["v" * 129, None, 3],
+    "probability": [-0.1, 1.5, True, None, "0.5", 1, 0],
+    "scores": [{"a": 0.5}, {}],
+    "segments": [None, [], {"": "x"}, {"s" * 65: "x"}, {"k": 1}, {"k": "v" * 129}],
+    "latency_ms": [-1, True, None, "3", 0],
+    "schema_version": [1, 2, True, 1.0],
+    "extra": [None, [1]],
+}
+
+
+@st.composite
+def nearly_valid(draw: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "request_id": draw(st.text(min_size=1, max_size=4)),
+        "model_id": draw(st.sampled_from(["m", "fraud.v2"])),
+        "timestamp": draw(st.integers(0, 253402300799999)),
+        "features": draw(st.dictionaries(st.text(min_size=1, max_size=3), json_scalar,
+                                         max_size=4)),
+        "prediction": draw(st.one_of(st.booleans(), st.integers(), st.text(max_size=3),
+                                     st.floats(allow_nan=False, allow_infinity=False))),
+        "probability": draw(st.floats(0, 1)),
+        "segments": draw(st.dictionaries(st.text(min_size=1, max_size=3),
+                                         st.text(max_size=3), max_size=2)),
+        "latency_ms": draw(st.floats(0, 1e6)),
+        "model_version": draw(st.text(max_size=3)),
+    }
+    for name in draw(st.lists(st.sampled_from(sorted(ODD)), max_size=2)):
+        if draw(st.booleans()):
+            event.pop(name, None)
+        else:
+            event[name] = draw(st.sampled_from(ODD[name]))
+    return event
+
+
+@settings(max_examples=1000, deadline=None)
+@given(nearly_valid())
+def test_the_inline_check_passes_only_what_the_rules_pass(event: dict[str, Any]) -> None:
+    """The usual event is checked inline (``_plainly_valid``); whatever it lets through, the
+    rules one by one (``_validate_prediction``) accept, and normalise the same way."""
+    ours_accepts(_validate_prediction, event)  # a valid model id is remembered here
+    if _plainly_valid(copy.deepcopy(event)):
+        assert ours_accepts(_validate_prediction, event) == (True, None), event
+        assert validate_prediction(copy.deepcopy(event)) == _validate_prediction(
+            copy.deepcopy(event))
 
 
 def test_examples_in_readme_shape_are_valid_both_ways() -> None:

@@ -788,6 +788,21 @@ def test_a_replay_writes_its_join_entries_again() -> None:
     assert again.counters["duplicate_predictions"] == 0 == again.counters["duplicate_labels"]
 
 
+def test_a_close_sends_the_labelled_side_then_the_partial_and_no_progress() -> None:
+    """The partial is what may complete a window in stage 2 (its partition then counts as
+    done with it): the window's labelled side goes before it, or the window would be
+    finalised without it and revised at once; the close itself broadcasts nothing."""
+    settings = make_settings()
+    preds, labels = make_events(20, span_ms=10_000)  # one window
+    stage = PartitionStage(0, settings, {})
+    stage.on_predictions(preds, 0, "p")
+    stage.on_labels(labels, 0, "l")
+    later = [dict(preds[0], request_id="late", timestamp=T0 + 600_000)]
+    plan = stage.on_predictions(later, 1, "p2")  # the watermark passes the window's end
+    assert [decode_frame(value).kind for _, value in plan.frames] == ["perf", "partial"]
+    assert plan.closed_through and not plan.broadcast
+
+
 def test_only_a_caught_up_tick_declares_a_model_idle() -> None:
     """Predictions held up (a slow fetch, a hole read from the broker) while labels flow:
     a label must not close the open window by idleness, nor must a tick while the partition
