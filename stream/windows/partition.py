@@ -266,8 +266,10 @@ class PartitionStage(PartitionState):
                         self._young(wid) or self._slow_turn(wid, before, now)):
                     plan.frames.append(self._perf_frame(wid, perf, plan))
         self._expire()
-        if heartbeat:  # a close tells its own window's stage 2 partition (``_close``)
+        if heartbeat:
             self._send_progress(plan, now)
+        elif plan.closed_through:  # no frame (each partial tells its window's stage 2
+            self._forget(plan)     # partition), but windows past the horizon go as before
         return plan
 
     def _young(self, wid: WindowId) -> bool:

@@ -803,6 +803,26 @@ def test_a_close_sends_the_labelled_side_then_the_partial_and_no_progress() -> N
     assert plan.closed_through and not plan.broadcast
 
 
+def test_windows_past_the_horizon_are_forgotten_as_windows_close_not_only_on_ticks() -> None:
+    """A close sends no progress frame, but the labelled sides of windows past the label
+    horizon still go as windows close: a backlog read between two ticks held twice as many
+    (peak RSS of a make bench backlog +30 MB)."""
+    base = make_settings()
+    settings = base.model_copy(update={"windows": base.windows.model_copy(
+        update={"label_horizon_s": 120, "early_label_ttl_s": 120})})
+    preds, labels = make_events(600, seed=8, span_ms=1_800_000)  # 30 windows, no tick
+    stage = PartitionStage(0, settings, {})
+    held = []
+    for i in range(0, len(preds), 20):
+        stage.on_predictions(preds[i:i + 20], i, "p")
+        batch = [lab for lab in labels if lab["request_id"] in
+                 {e["request_id"] for e in preds[i:i + 20]}]
+        if batch:
+            stage.on_labels(batch, i, "l")
+        held.append(len(stage.perf))
+    assert max(held) <= 6  # the horizon's two windows, the open ones, one closing
+
+
 def test_only_a_caught_up_tick_declares_a_model_idle() -> None:
     """Predictions held up (a slow fetch, a hole read from the broker) while labels flow:
     a label must not close the open window by idleness, nor must a tick while the partition
