@@ -2,16 +2,16 @@
 
 A window is finalised when every source partition holding its model has sent its partial
 of the window or reported (``progress`` frames) that it closed the model's windows up to the
-window's end, and every
-other source is caught up past that moment (see :meth:`MergeStage._ready` and
-``docs/event-time.md``); another model's progress never counts. Its prediction-side partials
-are merged in source order (so the result does not depend on arrival order), joined with the
-labelled side of every source (kept in the ``perf`` table), capped to the configured
-segments, and evaluated by the metrics engine. Later ``perf`` frames (late labels, late
-events) revise the performance rows, once per window however many sources sent one
-(:meth:`MergeStage.revise_pending`); the revision number is ``labelled + late`` events of
-the window, which only grows, so a later revision always replaces an earlier one in the
-store and a replayed one (same number, same values) changes nothing.
+window's end, and every other source is caught up past that moment (see
+:meth:`MergeStage._ready` and ``docs/event-time.md``); another model's progress never counts.
+Its prediction-side partials are merged in source order (so the result does not depend on
+arrival order), joined with the labelled side of every source (kept in the ``perf``
+table), capped to the configured segments, and evaluated by the metrics engine. Later
+``perf`` frames (late labels, late events) revise the performance rows, once per window
+however many sources sent one (:meth:`MergeStage.revise_pending`); the revision number is
+``labelled + late`` events of the window, which only grows, so a later revision always
+replaces an earlier one in the store and a replayed one (same number, same values) changes
+nothing.
 
 Prediction-side partials stay in memory and their messages unacked until the window is
 finalised, so a crash replays them; the ``finals`` table records what was finalised (and with
