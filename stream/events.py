@@ -195,8 +195,8 @@ def validate_prediction(event: Any) -> dict[str, Any]:
 
     The usual event (integer timestamp, a model id seen before, no class scores) is checked
     inline, in one function (:func:`_plainly_valid`); anything else, valid or not, goes
-    through the checks one by one, which say what is wrong (a third of a worker's decoding
-    time was the calls between them)."""
+    through the checks one by one, which say what is wrong (the calls between them were a
+    quarter of decoding: 4.2 against 3.2 us an event in 100-event messages)."""
     if _plainly_valid(event):
         event.setdefault("model_version", "")
         return cast("dict[str, Any]", event)
