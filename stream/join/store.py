@@ -134,17 +134,6 @@ class JoinStore:
         raw = self.index.get(request_id)
         return None if raw is None else cast("dict[str, Any]", orjson.loads(raw))
 
-    def get_docs(self, request_ids: list[bytes]) -> list[dict[str, Any] | None]:
-        """:meth:`get_doc` of each of ``request_ids`` (a message's requests, read at once)."""
-        recent = self.recent
-        out: list[dict[str, Any] | None] = [recent.get(r, _UNREAD) for r in request_ids]
-        unread = [i for i, doc in enumerate(out) if doc is _UNREAD]
-        get = self.index.get  # (RocksDB's multi-get saved 0.08 us a key: not worth a branch)
-        for i in unread:
-            raw = get(request_ids[i])
-            out[i] = None if raw is None else orjson.loads(raw)
-        return out
-
     def _drop(self, request_id: bytes) -> None:
         """Drop the entry from the index (at the next checkpoint: a blind delete)."""
         self.recent[request_id] = None
@@ -232,17 +221,11 @@ class JoinStore:
         entry.pred_pack = doc["pp"].encode() if "pp" in doc else None
         entry.label_pack = doc["lp"].encode() if "lp" in doc else None
 
-    def put_prediction(self, request_id: bytes, doc: dict[str, Any], offset: int,
-                       window: WindowId) -> None:
-        """:meth:`put` of a new request's prediction (no label yet) in ``window``, given as
-        the entry's document (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with
-        no Entry built and one JSON encoding."""
-        pack = self._open_pack("p", offset, window)
-        self._add(request_id, pack, {**doc, "pp": self.pack_names[pack]}, doc)
-
     def put_predictions(self, parts: list[tuple[bytes, dict[str, Any]]], offset: int,
                         window: WindowId) -> None:
-        """:meth:`put_prediction` of a message's new requests of one window, at once."""
+        """:meth:`put` of new requests' predictions (no label yet) of one window, given as
+        the entries' documents (:meth:`stream.join.entries.Entry.to_doc`): the hot path, with
+        no Entry built, one call per message and window."""
         pack = self._open_pack("p", offset, window)
         name = self.pack_names[pack]
         recent = self.recent

@@ -59,13 +59,11 @@ class PartitionStage(PartitionState):
         windows: dict[tuple[int, str, str], tuple[WindowId, list[Any], int]] = {}
         size_ms, segment_keys, partition = self.size_ms, self.segment_keys, self.partition
         base = position(offset, 0)
-        # The join reads a batch's requests at once, and new requests (the usual case) go
-        # into their window's pack at once, after the loop (one call each instead of one per
-        # event): a request finds an entry of its own message only if it comes twice in it,
-        # and such a message goes event by event.
+        # New requests (the usual case) go into their window's pack after the loop, one call
+        # per window instead of one per event: a request finds an entry of its own message
+        # only if it comes twice in it, and such a message puts each one at once.
         ids = [event["request_id"].encode() for event in events]
-        docs = (self.joins.get_docs(ids) if len(ids) > 1 and len(set(ids)) == len(ids)
-                else None)
+        deferred = len(ids) > 1 and len(set(ids)) == len(ids)
         new: dict[WindowId, list[tuple[bytes, dict[str, Any]]]] = {}
         for index, event in enumerate(events):
             pos = base | index
@@ -87,7 +85,7 @@ class PartitionStage(PartitionState):
                 known = windows[(start, model_id, version)] = (
                     wid, wid.as_list(), start + size_ms + self.horizon_ms)
             wid = known[0]
-            doc = docs[index] if docs is not None else self.joins.get_doc(request_id)
+            doc = self.joins.get_doc(request_id)
             closed = start + size_ms <= clock.closed_through
             if doc is not None and "pos" in doc:
                 if doc["pos"] != pos:
@@ -107,14 +105,10 @@ class PartitionStage(PartitionState):
             part = {"p": partition, "r": event["request_id"], "pos": pos, "w": known[1],
                     "ts": ts, "o": outcome, "s": segments, "late": closed}
             if doc is None:  # the usual case: a new request, no label yet
-                if docs is None:
-                    self.joins.put_prediction(request_id, part, offset, wid)
+                if deferred:
+                    new.setdefault(wid, []).append((request_id, part))
                 else:
-                    added = new.get(wid)
-                    if added is None:
-                        new[wid] = [(request_id, part)]
-                    else:
-                        added.append((request_id, part))
+                    self.joins.put_predictions([(request_id, part)], offset, wid)
             else:  # the label came first: it moves to the window's label pack
                 doc.update(part)
                 self.joins.put_doc(request_id, doc, "p", offset, wid)
