@@ -36,12 +36,13 @@ def _demo_produce(args: argparse.Namespace) -> int:
 
 def _reference_set(args: argparse.Namespace) -> int:
     from stream.merge.references import publish_reference
-    from stream.metrics.reference import ReferenceProfile
+    from stream.metrics.reference import ReferenceProfile, segment_options
     from stream.topics import ensure_topics
 
     settings = load_settings(args.config)
     ensure_topics(settings)
-    profile = ReferenceProfile.from_file(args.file, settings.metrics.model(args.model))
+    profile = ReferenceProfile.from_file(args.file, settings.metrics.model(args.model),
+                                         **segment_options(settings.metrics))
     size = publish_reference(settings, args.model, profile)
     print(f"reference for {args.model}: {profile.rows} rows, {len(profile.columns)} columns, "
           f"{size} bytes, published; every worker uses it from now on")

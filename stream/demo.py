@@ -127,10 +127,11 @@ def produce_demo_traffic(
     reference_rows = 0
     if reference:
         from stream.merge.references import publish_reference
-        from stream.metrics.reference import ReferenceProfile
+        from stream.metrics.reference import ReferenceProfile, segment_options
 
         profile = ReferenceProfile.from_events(demo_reference(start, span_ms),
-                                               settings.metrics.model(DEMO_MODEL))
+                                               settings.metrics.model(DEMO_MODEL),
+                                               **segment_options(settings.metrics))
         publish_reference(settings, DEMO_MODEL, profile)
         reference_rows = profile.rows
     predictions, labels = make_events(events, seed, start, span_ms)

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from stream.config import Settings
 from stream.errors import ConfigError
-from stream.metrics.reference import ReferenceProfile
+from stream.metrics.reference import ReferenceProfile, segment_options
 from stream.topics import PARTIALS_MAX_BYTES, confluent_config, internal_topics
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,8 @@ class TopicReferences:
             model = self._settings.metrics.model(model_id)
             profile = None
             if model.reference_path is not None:
-                profile = ReferenceProfile.from_file(model.reference_path, model)
+                profile = ReferenceProfile.from_file(
+                    model.reference_path, model, **segment_options(self._settings.metrics))
                 log.info("reference for %s: %d rows from %s", model_id, profile.rows,
                          model.reference_path)
             self._files[model_id] = profile

@@ -366,8 +366,7 @@ class MergeStage:
             everything.n_labelled if everything is not None else 0,
             sum_counts(f.header for f in perf_frames), self.clock_ms()))))
         if model.reference_window_start == wid.window_start and ALL_SEGMENT in capped:
-            plan.references.append((wid.model_id, ReferenceProfile.from_state(
-                capped[ALL_SEGMENT])))
+            plan.references.append((wid.model_id, ReferenceProfile.from_window(capped)))
         final = {
             "segments": {seg: state.n_predictions for seg, state in capped.items()},
             "sources": {str(s): int(f.header["n"]) for s, f in partials.items()},

@@ -19,7 +19,7 @@ from stream.metrics.drift import DriftResult, adjust_p_values, column_drift, dat
 from stream.metrics.estimate import estimate_rows
 from stream.metrics.performance import performance_metrics
 from stream.metrics.quality import latency_metrics, quality_metrics
-from stream.metrics.reference import ReferenceProfile
+from stream.metrics.reference import ColumnProfile, ReferenceProfile
 from stream.metrics.sampling import FloatArray
 from stream.metrics.window import LATENCY_COLUMN, WindowState
 from stream.results import (
@@ -36,20 +36,25 @@ from stream.results import (
 def _drift_results(
     state: WindowState,
     reference: ReferenceProfile,
+    columns: Mapping[str, ColumnProfile],
     settings: MetricsSettings,
     model: ModelSettings,
     skip: str | None = None,
 ) -> tuple[list[DriftResult], DriftResult | None]:
     """Per-feature results (corrected across features) and the prediction's result.
 
-    ``skip`` is the feature a segment is defined by (``country`` in ``country=DE``): within
-    its own segment it is constant by construction, so its "drift" says nothing.
+    ``reference`` is the profile the window is measured against (a segment's own, or the
+    whole: :meth:`ReferenceProfile.for_segment`); ``columns`` the whole reference's columns,
+    so that a column the segment's rows never had gets a row with no verdict. ``skip`` is the
+    feature a segment is defined by (``country`` in ``country=DE``): within its own segment
+    it is constant by construction, so its "drift" says nothing.
     """
     features: list[DriftResult] = []
     prediction: DriftResult | None = None
-    for name, ref in reference.columns.items():
+    for name, whole in columns.items():
         if name == skip:
             continue
+        ref = reference.columns.get(name) or ColumnProfile(whole.kind, 0)
         current: FloatArray | dict[str, int]
         if ref.kind == "numeric":
             reference_values: FloatArray | Mapping[str, int] = ref.sample
@@ -135,7 +140,9 @@ def evaluate_window(
     drift_rows: list[DriftRow] = []
     if reference is not None:
         segment_key = key.segment.split("=", 1)[0] if "=" in key.segment else None
-        features, prediction = _drift_results(state, reference, settings, model, segment_key)
+        features, prediction = _drift_results(
+            state, reference.for_segment(key.segment, settings.min_sample_size),
+            reference.columns, settings, model, segment_key)
         for r in [*features, *([prediction] if prediction is not None else [])]:
             drift_rows.append(
                 DriftRow(

@@ -10,6 +10,7 @@ import pytest
 
 from stream.merge.references import FileReferences, TopicReferences, publish_reference
 from stream.metrics.reference import ReferenceProfile
+from stream.metrics.segments import SegmentRouter
 from stream.metrics.window import WindowState
 from stream.sdk.client import MonitorClient
 from stream.topics import ensure_topics
@@ -74,9 +75,14 @@ def test_a_chosen_window_becomes_the_reference(bootstrap: str, tmp_path: Path) -
             time.sleep(0.5)
         profile = references.get("m", "v1")
         assert profile is not None, "the first window's profile was not published"
-        state = WindowState.for_model(settings.metrics.model("m"), settings.metrics)
-        state.add_predictions(first)
-        assert profile == ReferenceProfile.from_state(state)  # the merged window, exactly
+        # The merged window, exactly: the whole, and each country's own (segment drift).
+        states = {}
+        for segment, rows in SegmentRouter(["country"], 100).group(first).items():
+            states[segment] = WindowState.for_model(settings.metrics.model("m"),
+                                                    settings.metrics)
+            states[segment].add_predictions(rows)
+        assert len(states) > 2 and profile.segments
+        assert profile == ReferenceProfile.from_window(states)
         with MonitorClient.from_settings(settings) as client:
             for event in rest:
                 client.log_prediction(event)

@@ -281,6 +281,28 @@ def test_stream_equals_offline(partitions: int, reference_file: Any) -> None:
     assert all(m.acked for log in h.log.values() for m in log), "every message acked"
 
 
+def test_a_segments_drift_is_measured_against_its_own_reference_rows(
+        reference_file: Any) -> None:
+    """The configured segment keys reach the reference file's profile, and the stream's drift
+    rows of a segment name the size of that segment's reference rows (the offline engine's
+    equal them: test_stream_equals_offline)."""
+    settings = make_settings(models={"m": {"reference_path": str(reference_file)}})
+    profile = FileReferences(settings).get("m", "v1")
+    assert profile is not None
+    assert set(profile.segments) == {"country=DE", "country=FR", "country=US"}
+    assert sum(p.rows for p in profile.segments.values()) == profile.rows == 300
+    preds, labels = make_events(400)
+    h = Harness(settings)
+    run_all(h, preds, labels)
+    sizes = {(d["segment"], d["feature"]): d["reference_size"] for d in h.latest().values()
+             if d.get("family", "drift") == "drift" and "metric" not in d}
+    # reference_size: the values the test ran on; a segment's own, a sample of
+    # metrics.sample_capacity (40 here) of its ~100 rows
+    assert sizes[("all", "x")] == profile.columns["x"].sample.size == 300
+    for seg, own in profile.segments.items():
+        assert sizes[(seg, "x")] == own.columns["x"].sample.size == 40
+
+
 def test_results_independent_of_partitioning_and_batching(reference_file: Any) -> None:
     base = make_settings(models={"m": {"reference_path": str(reference_file)}})
     preds, labels = make_events(300, seed=5)
