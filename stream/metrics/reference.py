@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -125,11 +125,9 @@ class ReferenceProfile:
     def from_window(cls, states: Mapping[str, WindowState]) -> ReferenceProfile:
         """Profile of a window's merged per-segment states (``"all"`` required): the whole
         from ``"all"``, a segment's own from each ``key=value`` (not ``key=other``)."""
-        whole = cls.from_state(states[ALL_SEGMENT])
         own = {seg: cls.from_state(states[seg], labelled=False)
                for seg in sorted(states) if _has_own_profile(seg)}
-        return cls(whole.rows, whole.columns, whole.performance, whole.labelled,
-                   whole.calibration, own)
+        return replace(cls.from_state(states[ALL_SEGMENT]), segments=own)
 
     @classmethod
     def from_events(
@@ -176,9 +174,7 @@ class ReferenceProfile:
         kept = _largest_segments(
             {seg: st.n_predictions for seg, st in by_segment.items()}, segment_cap)
         own = {seg: cls.from_state(by_segment[seg], labelled=False) for seg in kept}
-        whole = cls.from_state(state)
-        return cls(whole.rows, whole.columns, whole.performance, whole.labelled,
-                   whole.calibration, own)
+        return replace(cls.from_state(state), segments=own)
 
     @classmethod
     def from_file(cls, path: str | Path, model: ModelSettings, **kw: Any) -> ReferenceProfile:
