@@ -25,7 +25,13 @@ from stream.metrics.calibration import Calibration
 from stream.metrics.columns import Kind, column_kind
 from stream.metrics.performance import Metrics, performance_metrics
 from stream.metrics.sampling import FloatArray, pack, unpack
-from stream.metrics.segments import OTHER_VALUE, SegmentRouter, add_by_segment, split_segment
+from stream.metrics.segments import (
+    OTHER_VALUE,
+    SegmentRouter,
+    add_by_segment,
+    cap_segments,
+    split_segment,
+)
 from stream.metrics.values import parse_number
 from stream.metrics.window import WindowState
 from stream.results import ALL_SEGMENT
@@ -171,10 +177,8 @@ class ReferenceProfile:
                 _add(state, batch, router, by_segment, segment_state)
                 batch = []
         _add(state, batch, router, by_segment, segment_state)
-        kept = _largest_segments(
-            {seg: st.n_predictions for seg, st in by_segment.items()}, segment_cap)
-        own = {seg: cls.from_state(by_segment[seg], labelled=False) for seg in kept}
-        return replace(cls.from_state(state), segments=own)
+        # The values kept as stage 2 keeps a window's: the largest per key, by rows.
+        return cls.from_window(cap_segments(by_segment, segment_cap))
 
     @classmethod
     def from_file(cls, path: str | Path, model: ModelSettings, **kw: Any) -> ReferenceProfile:
@@ -263,16 +267,6 @@ def _has_own_profile(segment: str) -> bool:
     change from window to window)."""
     parts = split_segment(segment)
     return parts is not None and parts[1] != OTHER_VALUE
-
-
-def _largest_segments(rows: Mapping[str, int], cap: int) -> list[str]:
-    """Per key, the ``cap`` segments with the most rows (ties by name), of those that have
-    a profile of their own."""
-    by_key: dict[str, list[tuple[int, str]]] = {}
-    for seg, n in rows.items():
-        if _has_own_profile(seg):
-            by_key.setdefault(seg.split("=", 1)[0], []).append((-n, seg))
-    return sorted(seg for found in by_key.values() for _, seg in sorted(found)[:cap])
 
 
 def _add(state: WindowState, batch: list[Mapping[str, Any]], router: SegmentRouter | None,
